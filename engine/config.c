@@ -1,0 +1,2 @@
+/* Implementation in progress. */
+#include "config.h"

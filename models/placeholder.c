@@ -1,0 +1,2 @@
+/* Removed once the first model lands. */
+typedef int cvm__models_placeholder;
