@@ -1,0 +1,239 @@
+#include "dict.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+#define ARENA_BLOCK (1u << 20)
+
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+} arena_block;
+
+typedef struct slot {
+    const char *s;   /* string in the arena, NULL = empty slot */
+    uint32_t id;
+    uint32_t tag;    /* high hash bits: most probes skip the compare */
+} slot;
+
+struct cvm_dict {
+    /* Open addressing with linear probing; a slot holds the string pointer
+     * itself so a hit costs one cache miss for the slot and one for the
+     * bytes (the length sits just before them in the arena). */
+    slot *slots;
+    size_t mask;
+    size_t n;
+    const char **str;
+    size_t cap;      /* entries before the table grows (load <= 0.5) */
+    arena_block *arena;
+    size_t bytes;
+};
+
+static inline uint32_t str_len(const char *p)
+{
+    uint32_t n;
+    memcpy(&n, p - sizeof n, sizeof n);
+    return n;
+}
+
+static inline uint64_t mix64(uint64_t a, uint64_t b)
+{
+    /* Fold of a 64x64->128 multiply (as in wyhash): every input bit reaches
+     * every output bit, so ids differing only in their last digits spread. */
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+uint64_t cvm_dict_hash(const char *s, size_t len)
+{
+    uint64_t h = 0x243F6A8885A308D3ULL ^ len;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = mix64(h ^ w, 0x9E3779B97F4A7C15ULL);
+    }
+    uint64_t w = 0;
+    memcpy(&w, s + i, len - i);
+    h = mix64(h ^ w, 0xBF58476D1CE4E5B9ULL);
+    return mix64(h, 0x94D049BB133111EBULL);
+}
+
+cvm_dict *cvm_dict_new(size_t expected)
+{
+    cvm_dict *d = cvm_calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    size_t cap = 64;
+    while (cap < expected * 2)
+        cap <<= 1;
+    d->slots = cvm_calloc(cap, sizeof *d->slots);
+    d->cap = cap / 2;
+    d->str = cvm_malloc(d->cap * sizeof *d->str);
+    d->mask = cap - 1;
+    if (!d->slots || !d->str) {
+        cvm_dict_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void cvm_dict_free(cvm_dict *d)
+{
+    if (d == NULL)
+        return;
+    arena_block *b = d->arena;
+    while (b) {
+        arena_block *next = b->next;
+        cvm_free(b);
+        b = next;
+    }
+    cvm_free(d->slots);
+    cvm_free(d->str);
+    cvm_free(d);
+}
+
+static char *arena_put(cvm_dict *d, const char *s, size_t len)
+{
+    size_t need = len + 1 + 4 + 3; /* length prefix, NUL, alignment slack */
+    arena_block *b = d->arena;
+    if (b == NULL || b->cap - b->used < need) {
+        size_t cap = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+        arena_block *nb = cvm_malloc(sizeof *nb + cap);
+        if (nb == NULL)
+            return NULL;
+        nb->next = b;
+        nb->used = 0;
+        nb->cap = cap;
+        d->arena = nb;
+        d->bytes += sizeof *nb + cap;
+        b = nb;
+    }
+    char *p = b->data + b->used;
+    uint32_t n32 = (uint32_t)len;
+    memcpy(p, &n32, 4);
+    memcpy(p + 4, s, len);
+    p[4 + len] = '\0';
+    b->used += (4 + len + 1 + 3) & ~(size_t)3;
+    return p + 4;
+}
+
+static int grow(cvm_dict *d)
+{
+    size_t nslots = (d->mask + 1) * 2;
+    slot *ns = cvm_calloc(nslots, sizeof *ns);
+    const char **str = cvm_reallocarray((void *)d->str, nslots / 2, sizeof *str);
+    if (str)
+        d->str = str;
+    if (!ns || !str) {
+        cvm_free(ns);
+        return -1;
+    }
+    size_t mask = nslots - 1;
+    for (size_t i = 0; i <= d->mask; i++) {
+        if (d->slots[i].s == NULL)
+            continue;
+        const char *p = d->slots[i].s;
+        uint64_t h = cvm_dict_hash(p, str_len(p));
+        size_t j = h & mask;
+        while (ns[j].s)
+            j = (j + 1) & mask;
+        ns[j] = d->slots[i];
+    }
+    cvm_free(d->slots);
+    d->slots = ns;
+    d->mask = mask;
+    d->cap = nslots / 2;
+    return 0;
+}
+
+int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
+{
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t j = h & d->mask;
+    for (;;) {
+        const slot *sl = &d->slots[j];
+        if (sl->s == NULL)
+            break;
+        if (sl->tag == tag && str_len(sl->s) == len && memcmp(sl->s, s, len) == 0)
+            return (int32_t)sl->id;
+        j = (j + 1) & d->mask;
+    }
+    if (d->n >= INT32_MAX - 1)
+        return -1;
+    if (d->n + 1 > d->cap) {
+        if (grow(d) != 0)
+            return -1;
+        j = h & d->mask;
+        while (d->slots[j].s)
+            j = (j + 1) & d->mask;
+    }
+    char *copy = arena_put(d, s, len);
+    if (copy == NULL)
+        return -1;
+    d->str[d->n] = copy;
+    d->slots[j].s = copy;
+    d->slots[j].id = (uint32_t)d->n;
+    d->slots[j].tag = tag;
+    return (int32_t)d->n++;
+}
+
+int32_t cvm_dict_intern(cvm_dict *d, const char *s, size_t len)
+{
+    return cvm_dict_intern_h(d, s, len, cvm_dict_hash(s, len));
+}
+
+int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
+{
+    uint64_t h = cvm_dict_hash(s, len);
+    uint32_t tag = (uint32_t)(h >> 32);
+    size_t j = h & d->mask;
+    for (;;) {
+        const slot *sl = &d->slots[j];
+        if (sl->s == NULL)
+            return -1;
+        if (sl->tag == tag && str_len(sl->s) == len && memcmp(sl->s, s, len) == 0)
+            return (int32_t)sl->id;
+        j = (j + 1) & d->mask;
+    }
+}
+
+size_t cvm_dict_size(const cvm_dict *d) { return d->n; }
+const char *cvm_dict_str(const cvm_dict *d, int32_t id) { return d->str[id]; }
+size_t cvm_dict_len(const cvm_dict *d, int32_t id) { return str_len(d->str[id]); }
+size_t cvm_dict_bytes(const cvm_dict *d)
+{
+    return d->bytes + (d->mask + 1) * sizeof(slot) + d->cap * sizeof(char *);
+}
+
+static const cvm_dict *sort_dict; /* qsort has no context argument in C11 */
+
+static int cmp_ids(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    const char *sx = sort_dict->str[x], *sy = sort_dict->str[y];
+    size_t lx = str_len(sx), ly = str_len(sy);
+    int c = memcmp(sx, sy, lx < ly ? lx : ly);
+    if (c)
+        return c;
+    return lx < ly ? -1 : lx > ly;
+}
+int32_t *cvm_dict_sorted_order(const cvm_dict *d)
+{
+    int32_t *order = cvm_malloc((d->n ? d->n : 1) * sizeof *order);
+    if (order == NULL)
+        return NULL;
+    for (size_t i = 0; i < d->n; i++)
+        order[i] = (int32_t)i;
+    /* Serialised by a critical section: the comparator reads a static. */
+#pragma omp critical(cvm_dict_sort)
+    {
+        sort_dict = d;
+        qsort(order, d->n, sizeof *order, cmp_ids);
+        sort_dict = NULL;
+    }
+    return order;
+}

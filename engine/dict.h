@@ -1,0 +1,40 @@
+/*
+ * dict.h - string interning: each distinct string gets a dense index 0..n-1
+ * in order of first insertion. Used for customer, order and product ids.
+ *
+ *     cvm_dict *d = cvm_dict_new(0);
+ *     int32_t id = cvm_dict_intern(d, "C001", 4);   // -1 on ENOMEM
+ *     const char *s = cvm_dict_str(d, id);           // NUL-terminated, owned by d
+ *     cvm_dict_free(d);
+ *
+ * Strings are copied into arenas owned by the dict, so pointers returned by
+ * cvm_dict_str stay valid until cvm_dict_free. Not thread-safe: ingest gives
+ * each thread its own dict and merges them in a fixed order.
+ */
+#ifndef CVM_DICT_H
+#define CVM_DICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cvm_dict cvm_dict;
+
+cvm_dict *cvm_dict_new(size_t expected);
+void cvm_dict_free(cvm_dict *d);
+/** @brief Index of s, inserting it when new; -1 on allocation failure. */
+int32_t cvm_dict_intern(cvm_dict *d, const char *s, size_t len);
+/** @brief Same, with a hash from cvm_dict_hash (lets callers hash once). */
+int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h);
+/** @brief Index of s, or -1 when absent. */
+int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len);
+size_t cvm_dict_size(const cvm_dict *d);
+const char *cvm_dict_str(const cvm_dict *d, int32_t id);
+size_t cvm_dict_len(const cvm_dict *d, int32_t id);
+uint64_t cvm_dict_hash(const char *s, size_t len);
+/** @brief Permutation that sorts the strings bytewise (strcmp order):
+ *  order[rank] = id. Caller frees with cvm_free. NULL on ENOMEM. */
+int32_t *cvm_dict_sorted_order(const cvm_dict *d);
+/** @brief Approximate bytes held, for memory reports. */
+size_t cvm_dict_bytes(const cvm_dict *d);
+
+#endif

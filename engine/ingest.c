@@ -1,0 +1,962 @@
+#include "ingest.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "csvread.h"
+#include "datetime.h"
+#include "textparse.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void cvm_txn_spec_default(cvm_txn_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->delimiter = ',';
+    s->header = true;
+    s->col_customer = "customer_id";
+    s->col_order = "order_id";
+    s->col_date = "date";
+    s->col_product = "product_id";
+    s->col_quantity = "quantity";
+    s->col_unit_price = "unit_price";
+    s->col_unit_cost = "unit_cost";
+    s->date_format = "auto";
+    s->return_prefix = "";
+    s->negative_is_return = true;
+    s->chunk_bytes = (size_t)16 << 20;
+}
+
+enum role { R_CUSTOMER, R_ORDER, R_DATE, R_PRODUCT, R_QTY, R_PRICE, R_REVENUE, R_COST, R_COUNT };
+static const char *const role_key[R_COUNT] = {"customer", "order",      "date",    "product",
+                                              "quantity", "unit_price", "revenue", "unit_cost"};
+
+typedef struct ingest_shared {
+    const cvm_txn_spec *spec;
+    int col[R_COUNT];         /* 0-based column of each role, -1 absent */
+    char **header;
+    size_t n_fields;
+    cvm_datefmt fmt;
+    cvm_dict *exclude;        /* read-only during the parallel parse */
+    size_t return_prefix_len;
+} ingest_shared;
+
+/* Per-chunk results: columns with chunk-local ids, merged afterwards in
+ * chunk order so the outcome equals a serial parse. */
+typedef struct chunk {
+    size_t n, cap;
+    int32_t *cust, *order, *day, *prod;
+    double *qty, *rev, *cost;
+    uint8_t *flags;
+    uint32_t *line;           /* local line; absolute after the merge */
+    cvm_dict *dcust, *dorder, *dprod;
+    int32_t last_cust, last_order, last_prod;
+    cvm_rejects rej;
+    uint64_t rows, utf8_repaired;
+    char *scratch;            /* UTF-8 repair buffer */
+    size_t scratch_cap;
+    const ingest_shared *sh;
+} chunk;
+
+static void chunk_free(chunk *c)
+{
+    if (c == NULL)
+        return;
+    cvm_free(c->cust);
+    cvm_free(c->order);
+    cvm_free(c->day);
+    cvm_free(c->prod);
+    cvm_free(c->qty);
+    cvm_free(c->rev);
+    cvm_free(c->cost);
+    cvm_free(c->flags);
+    cvm_free(c->line);
+    cvm_dict_free(c->dcust);
+    cvm_dict_free(c->dorder);
+    cvm_dict_free(c->dprod);
+    cvm_rejects_clear(&c->rej);
+    cvm_free(c->scratch);
+    cvm_free(c);
+}
+
+static void *chunk_begin(void *user, size_t k)
+{
+    (void)k;
+    chunk *c = cvm_calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->sh = user;
+    c->last_cust = c->last_order = c->last_prod = -1;
+    c->dcust = cvm_dict_new(1024);
+    c->dorder = cvm_dict_new(4096);
+    c->dprod = cvm_dict_new(1024);
+    if (!c->dcust || !c->dorder || !c->dprod) {
+        chunk_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void chunk_discard(void *user, void *ctx)
+{
+    (void)user;
+    chunk_free(ctx);
+}
+
+static int chunk_grow(chunk *c, cvm_err *err)
+{
+    size_t cap = c->cap ? c->cap * 2 : 1 << 16;
+#define GROW(f)                                                   \
+    do {                                                          \
+        void *p = cvm_reallocarray(c->f, cap, sizeof *c->f);      \
+        if (p == NULL)                                            \
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory growing ingest buffers"); \
+        c->f = p;                                                 \
+    } while (0)
+    GROW(cust);
+    GROW(order);
+    GROW(day);
+    GROW(prod);
+    GROW(qty);
+    GROW(rev);
+    GROW(cost);
+    GROW(flags);
+    GROW(line);
+#undef GROW
+    c->cap = cap;
+    return CVM_OK;
+}
+
+static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len);
+
+/* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid.
+ * The lines of an order are contiguous in real exports, so the previous
+ * row's id is checked first: most order and customer lookups end there. */
+static int32_t intern_text(chunk *c, cvm_dict *d, int32_t *last, const char *s, size_t len)
+{
+    if (*last >= 0 && cvm_dict_len(d, *last) == len && memcmp(cvm_dict_str(d, *last), s, len) == 0)
+        return *last;
+    int32_t id = intern_text_slow(c, d, s, len);
+    *last = id;
+    return id;
+}
+
+static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)s[i] >= 0x80) {
+            if (cvm_utf8_valid(s, len))
+                break;
+            if (c->scratch_cap < 2 * len + 1) {
+                char *nb = cvm_realloc(c->scratch, 2 * len + 1);
+                if (nb == NULL)
+                    return -1;
+                c->scratch = nb;
+                c->scratch_cap = 2 * len + 1;
+            }
+            size_t n = cvm_utf8_repair(s, len, c->scratch);
+            c->utf8_repaired++;
+            return cvm_dict_intern(d, c->scratch, n);
+        }
+    }
+    return cvm_dict_intern(d, s, len);
+}
+
+static int reject(chunk *c, const cvm_csv_record *rec, int col, cvm_reject_reason why,
+                  const char *detail, cvm_err *err)
+{
+    const ingest_shared *sh = c->sh;
+    const char *field = col >= 0 && (size_t)col < sh->n_fields ? sh->header[col] : "";
+    return cvm_rejects_add(&c->rej, sh->spec->path, rec->line, col + 1, field, why, detail,
+                           rec->raw, rec->raw_len, err);
+}
+
+static int parse_num(chunk *c, const cvm_csv_record *rec, int col, bool required, double *out,
+                     bool *bad, cvm_err *err)
+{
+    *bad = false;
+    if (col < 0)
+        return CVM_OK;
+    if (rec->len[col] == 0) {
+        if (!required) {
+            *out = NAN;
+            return CVM_OK;
+        }
+        *bad = true;
+        return reject(c, rec, col, CVM_REJECT_MISSING_NUMBER, "empty", err);
+    }
+    if (!cvm_parse_double(rec->field[col], rec->len[col], out)) {
+        *bad = true;
+        char detail[160];
+        snprintf(detail, sizeof detail, "'%.120s' is not a number", rec->field[col]);
+        return reject(c, rec, col, CVM_REJECT_BAD_NUMBER, detail, err);
+    }
+    return CVM_OK;
+}
+
+static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
+{
+    chunk *c = ctx;
+    const ingest_shared *sh = c->sh;
+    const cvm_txn_spec *sp = sh->spec;
+    c->rows++;
+    if (rec->n != sh->n_fields) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "expected %zu fields, found %zu", sh->n_fields, rec->n);
+        return reject(c, rec, -1, CVM_REJECT_FIELD_COUNT, detail, err);
+    }
+    const int *col = sh->col;
+    if (rec->len[col[R_CUSTOMER]] == 0)
+        return reject(c, rec, col[R_CUSTOMER], CVM_REJECT_MISSING_CUSTOMER, "empty", err);
+    if (col[R_ORDER] >= 0 && rec->len[col[R_ORDER]] == 0)
+        return reject(c, rec, col[R_ORDER], CVM_REJECT_MISSING_ORDER, "empty", err);
+    int32_t day;
+    int dc = col[R_DATE];
+    if (rec->len[dc] == 0)
+        return reject(c, rec, dc, CVM_REJECT_MISSING_DATE, "empty", err);
+    if (!cvm_date_parse(&sh->fmt, rec->field[dc], rec->len[dc], &day)) {
+        char detail[200];
+        snprintf(detail, sizeof detail, "'%.80s' does not match date format '%s'",
+                 rec->field[dc], sh->fmt.text);
+        return reject(c, rec, dc, CVM_REJECT_BAD_DATE, detail, err);
+    }
+    double qty = 1, price = NAN, rev = NAN, ucost = NAN;
+    bool bad;
+    CVM_TRY(parse_num(c, rec, col[R_QTY], true, &qty, &bad, err));
+    if (bad)
+        return CVM_OK;
+    if (col[R_REVENUE] >= 0) {
+        CVM_TRY(parse_num(c, rec, col[R_REVENUE], true, &rev, &bad, err));
+    } else {
+        CVM_TRY(parse_num(c, rec, col[R_PRICE], true, &price, &bad, err));
+        rev = qty * price;
+    }
+    if (bad)
+        return CVM_OK;
+    CVM_TRY(parse_num(c, rec, col[R_COST], false, &ucost, &bad, err));
+    if (bad)
+        return CVM_OK;
+
+    if (c->n == c->cap)
+        CVM_TRY(chunk_grow(c, err));
+    size_t i = c->n;
+    int32_t cid = intern_text(c, c->dcust, &c->last_cust, rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]]);
+    int32_t oid = -1, pid = -1;
+    if (col[R_ORDER] >= 0)
+        oid = intern_text(c, c->dorder, &c->last_order, rec->field[col[R_ORDER]], rec->len[col[R_ORDER]]);
+    if (col[R_PRODUCT] >= 0)
+        pid = intern_text(c, c->dprod, &c->last_prod, rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]);
+    if (cid < 0 || (col[R_ORDER] >= 0 && oid < 0) || (col[R_PRODUCT] >= 0 && pid < 0))
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory interning ids");
+    uint8_t flags = 0;
+    if (sp->negative_is_return && (qty < 0 || rev < 0))
+        flags |= CVM_TXN_RETURN;
+    if (sh->return_prefix_len && col[R_ORDER] >= 0 &&
+        rec->len[col[R_ORDER]] >= sh->return_prefix_len &&
+        memcmp(rec->field[col[R_ORDER]], sp->return_prefix, sh->return_prefix_len) == 0)
+        flags |= CVM_TXN_RETURN;
+    if (sh->exclude && col[R_PRODUCT] >= 0 &&
+        cvm_dict_find(sh->exclude, rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]) >= 0)
+        flags |= CVM_TXN_EXCLUDED;
+    c->cust[i] = cid;
+    c->order[i] = oid;
+    c->day[i] = day;
+    c->prod[i] = pid;
+    c->qty[i] = qty;
+    c->rev[i] = rev;
+    c->cost[i] = isnan(ucost) ? NAN : ucost * qty;
+    c->flags[i] = flags;
+    c->line[i] = (uint32_t)rec->line;
+    c->n++;
+    return CVM_OK;
+}
+
+/* Resolves a configured column (name, or number without header) to an index. */
+static int resolve_col(const cvm_txn_spec *sp, char **header, size_t n, const char *want,
+                       const char *key, bool required, int *out, cvm_err *err)
+{
+    *out = -1;
+    if (want == NULL || *want == '\0') {
+        if (required)
+            return CVM_FAIL(err, CVM_ECONFIG, "input.transactions.columns.%s must be set", key);
+        return CVM_OK;
+    }
+    if (!sp->header) {
+        long k;
+        if (!cvm_parse_long(want, strlen(want), &k) || k < 1 || (size_t)k > n)
+            return CVM_FAIL(err, CVM_ECONFIG,
+                            "%s: input.transactions.columns.%s = '%s' must be a column "
+                            "number 1..%zu (the file has no header)", sp->path, key, want, n);
+        *out = (int)(k - 1);
+        return CVM_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(header[i], want) == 0) {
+            *out = (int)i;
+            return CVM_OK;
+        }
+    if (!required)
+        return CVM_FAIL(err, CVM_EDATA,
+                        "%s:1: column '%s' (input.transactions.columns.%s) is not in the "
+                        "header; set the key to \"\" if the file has no such column",
+                        sp->path, want, key);
+    return CVM_FAIL(err, CVM_EDATA, "%s:1: required column '%s' (input.transactions.columns.%s) "
+                    "is not in the header", sp->path, want, key);
+}
+
+typedef struct merge_maps {
+    int32_t **cust, **order, **prod;  /* per chunk: local id -> global id */
+} merge_maps;
+
+/* Interns every chunk's local strings into g in chunk order (first
+ * appearance order), writing local->global maps. */
+static int merge_dict(cvm_dict *g, chunk **cs, size_t n, size_t which, int32_t **maps,
+                      cvm_err *err)
+{
+    for (size_t k = 0; k < n; k++) {
+        cvm_dict *d = which == 0 ? cs[k]->dcust : which == 1 ? cs[k]->dorder : cs[k]->dprod;
+        size_t m = cvm_dict_size(d);
+        maps[k] = cvm_malloc((m ? m : 1) * sizeof(int32_t));
+        if (maps[k] == NULL)
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+        for (size_t i = 0; i < m; i++) {
+            int32_t id = cvm_dict_intern(g, cvm_dict_str(d, (int32_t)i), cvm_dict_len(d, (int32_t)i));
+            if (id < 0)
+                return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+            maps[k][i] = id;
+        }
+    }
+    return CVM_OK;
+}
+
+/* Renumbers dictionary g in sorted order: returns the sorted dict and a map
+ * old id -> new id. */
+static int sort_dict(cvm_dict **g, int32_t **rank_out, cvm_err *err)
+{
+    int32_t *order = cvm_dict_sorted_order(*g);
+    size_t n = cvm_dict_size(*g);
+    cvm_dict *s = cvm_dict_new(n);
+    int32_t *rank = cvm_malloc((n ? n : 1) * sizeof *rank);
+    if (!order || !s || !rank) {
+        cvm_free(order);
+        cvm_dict_free(s);
+        cvm_free(rank);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting ids");
+    }
+    for (size_t r = 0; r < n; r++) {
+        int32_t id = order[r];
+        if (cvm_dict_intern(s, cvm_dict_str(*g, id), cvm_dict_len(*g, id)) < 0) {
+            cvm_free(order);
+            cvm_dict_free(s);
+            cvm_free(rank);
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting ids");
+        }
+        rank[id] = (int32_t)r;
+    }
+    cvm_free(order);
+    cvm_dict_free(*g);
+    *g = s;
+    *rank_out = rank;
+    return CVM_OK;
+}
+
+/* Rows of one customer sorted by day, stable (file order on ties). */
+typedef struct day_pos {
+    int32_t day;
+    uint32_t pos;
+} day_pos;
+static int cmp_day_pos(const void *a, const void *b)
+{
+    const day_pos *x = a, *y = b;
+    if (x->day != y->day)
+        return x->day < y->day ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+static int sort_within_customers(cvm_txn_table *t, int threads, cvm_err *err)
+{
+    int status = CVM_OK;
+    long nc = (long)t->n_customers;
+#pragma omp parallel num_threads(threads) default(none) shared(t, nc, status)
+    {
+        day_pos *dp = NULL;
+        size_t cap = 0;
+        void *tmp = NULL;
+#pragma omp for schedule(dynamic, 256)
+        for (long c = 0; c < nc; c++) {
+            size_t a = t->cust_start[c], b = t->cust_start[c + 1];
+            bool sorted = true;
+            for (size_t r = a + 1; r < b && sorted; r++)
+                sorted = t->day[r - 1] <= t->day[r];
+            if (sorted)
+                continue;
+            size_t m = b - a;
+            if (m > cap) {
+                day_pos *ndp = realloc(dp, m * sizeof *dp);
+                void *nt = realloc(tmp, m * sizeof(double));
+                if (ndp)
+                    dp = ndp;
+                if (nt)
+                    tmp = nt;
+                if (!ndp || !nt) {
+#pragma omp atomic write
+                    status = CVM_ENOMEM;
+                    continue;
+                }
+                cap = m;
+            }
+            for (size_t r = 0; r < m; r++) {
+                dp[r].day = t->day[a + r];
+                dp[r].pos = (uint32_t)r;
+            }
+            qsort(dp, m, sizeof *dp, cmp_day_pos);
+#define PERMUTE(arr, type)                               \
+    do {                                                 \
+        type *tt = tmp;                                  \
+        for (size_t r = 0; r < m; r++)                   \
+            tt[r] = t->arr[a + dp[r].pos];               \
+        memcpy(t->arr + a, tt, m * sizeof(type));        \
+    } while (0)
+            PERMUTE(customer, int32_t);
+            PERMUTE(order, int32_t);
+            PERMUTE(day, int32_t);
+            PERMUTE(product, int32_t);
+            PERMUTE(quantity, double);
+            PERMUTE(revenue, double);
+            PERMUTE(cost, double);
+            PERMUTE(flags, uint8_t);
+            PERMUTE(line, uint32_t);
+#undef PERMUTE
+        }
+        /* Scratch from plain malloc: it never escapes this loop. */
+        free(dp);
+        free(tmp);
+    }
+    if (status != CVM_OK)
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting rows by date");
+    return CVM_OK;
+}
+
+/* Duplicate lines: all mapped fields equal (customer, order, day, product,
+ * quantity, revenue, cost). Later occurrences are rejected. */
+typedef struct dup_key {
+    const cvm_txn_table *t;
+    uint32_t row;
+} dup_key;
+static int cmp_rows(const cvm_txn_table *t, uint32_t x, uint32_t y)
+{
+#define CMP(f)                          \
+    if (t->f[x] != t->f[y])             \
+        return t->f[x] < t->f[y] ? -1 : 1;
+    CMP(order) CMP(day) CMP(product) CMP(quantity) CMP(revenue) CMP(flags)
+#undef CMP
+    double a = t->cost[x], b = t->cost[y];
+    if (!(isnan(a) && isnan(b)) && a != b) {
+        if (isnan(a))
+            return -1;
+        if (isnan(b))
+            return 1;
+        return a < b ? -1 : 1;
+    }
+    return (t->line[x] > t->line[y]) - (t->line[x] < t->line[y]);
+}
+static const cvm_txn_table *dup_table;
+static int cmp_dup(const void *a, const void *b)
+{
+    return cmp_rows(dup_table, *(const uint32_t *)a, *(const uint32_t *)b);
+}
+
+static int drop_duplicates(cvm_txn_table *t, const char *path, cvm_rejects *rej,
+                           uint64_t *dropped, cvm_err *err)
+{
+    uint8_t *dead = cvm_calloc(t->n_rows ? t->n_rows : 1, 1);
+    uint32_t *idx = cvm_malloc((t->n_rows ? t->n_rows : 1) * sizeof *idx);
+    if (!dead || !idx) {
+        cvm_free(dead);
+        cvm_free(idx);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory finding duplicates");
+    }
+    size_t nd = 0;
+    int rc = CVM_OK;
+    dup_table = t;
+    for (size_t c = 0; c < t->n_customers && rc == CVM_OK; c++) {
+        size_t a = t->cust_start[c], b = t->cust_start[c + 1];
+        for (size_t r = a; r < b; r++)
+            idx[r - a] = (uint32_t)r;
+        qsort(idx, b - a, sizeof *idx, cmp_dup);
+        for (size_t r = a + 1; r < b; r++) {
+            uint32_t x = idx[r - a - 1], y = idx[r - a];
+            /* Equal but for the line number: y is the later copy. */
+            uint32_t lx = t->line[x];
+            t->line[x] = t->line[y];
+            int same = cmp_rows(t, x, y) == 0;
+            t->line[x] = lx;
+            if (same) {
+                dead[y] = 1;
+                nd++;
+                char detail[64];
+                snprintf(detail, sizeof detail, "same as line %u", t->line[x]);
+                /* Keep the earlier line as the reference for later copies. */
+                idx[r - a] = x;
+                rc = cvm_rejects_add(rej, path, t->line[y], 0, "", CVM_REJECT_DUPLICATE, detail,
+                                     "", 0, err);
+                if (rc != CVM_OK)
+                    break;
+            }
+        }
+    }
+    dup_table = NULL;
+    if (rc == CVM_OK && nd > 0) {
+        size_t w = 0;
+        size_t c = 0;
+        size_t *ns = t->cust_start;
+        size_t prev_start = 0;
+        for (c = 0; c < t->n_customers; c++) {
+            size_t a = prev_start, b = ns[c + 1];
+            ns[c] = w;
+            for (size_t r = a; r < b; r++) {
+                if (dead[r])
+                    continue;
+                t->customer[w] = t->customer[r];
+                t->order[w] = t->order[r];
+                t->day[w] = t->day[r];
+                t->product[w] = t->product[r];
+                t->quantity[w] = t->quantity[r];
+                t->revenue[w] = t->revenue[r];
+                t->cost[w] = t->cost[r];
+                t->flags[w] = t->flags[r];
+                t->line[w] = t->line[r];
+                w++;
+            }
+            prev_start = b;
+        }
+        ns[t->n_customers] = w;
+        t->n_rows = w;
+    }
+    *dropped = nd;
+    cvm_free(dead);
+    cvm_free(idx);
+    return rc;
+}
+
+static void progress_fwd(void *user, uint64_t done, uint64_t total)
+{
+    const ingest_shared *sh = user;
+    if (sh->spec->progress)
+        sh->spec->progress(sh->spec->progress_ctx, done, total);
+}
+
+int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_customers,
+                            cvm_txn_table *out, cvm_rejects *rej, cvm_ingest_stats *stats,
+                            cvm_err *err)
+{
+    memset(out, 0, sizeof *out);
+    memset(stats, 0, sizeof *stats);
+    ingest_shared sh = {0};
+    sh.spec = sp;
+    int rc = cvm_datefmt_compile(sp->date_format, &sh.fmt, err);
+    if (rc != CVM_OK)
+        return rc;
+    uint64_t data_off = 0, data_line = 1;
+    char **header = NULL;
+    size_t n_fields = 0;
+    rc = cvm_csv_read_header(sp->path, sp->delimiter, &header, &n_fields, &data_off, &data_line,
+                             err);
+    if (rc != CVM_OK)
+        return rc;
+    if (!sp->header) {
+        /* The first line is data: only its field count is used. */
+        data_off = 0;
+        data_line = 1;
+        for (size_t i = 0; i < n_fields; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "%zu", i + 1);
+            cvm_free(header[i]);
+            header[i] = cvm_strdup(name);
+            if (header[i] == NULL) {
+                cvm_csv_free_names(header, n_fields);
+                return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+            }
+        }
+    }
+    sh.header = header;
+    sh.n_fields = n_fields;
+    const char *want[R_COUNT] = {sp->col_customer, sp->col_order, sp->col_date,
+                                 sp->col_product, sp->col_quantity, sp->col_unit_price,
+                                 sp->col_revenue, sp->col_unit_cost};
+    for (int r = 0; r < R_COUNT && rc == CVM_OK; r++) {
+        bool required = r == R_CUSTOMER || r == R_DATE;
+        if (r == R_PRICE && (sp->col_revenue == NULL || *sp->col_revenue == '\0'))
+            required = true;
+        if (r == R_PRICE && sp->col_revenue && *sp->col_revenue) {
+            sh.col[r] = -1;
+            continue;
+        }
+        rc = resolve_col(sp, header, n_fields, want[r], role_key[r], required, &sh.col[r], err);
+    }
+    if (rc == CVM_OK && sp->n_exclude > 0) {
+        sh.exclude = cvm_dict_new(sp->n_exclude);
+        if (sh.exclude == NULL)
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == CVM_OK && i < sp->n_exclude; i++)
+            if (cvm_dict_intern(sh.exclude, sp->exclude_products[i],
+                                strlen(sp->exclude_products[i])) < 0)
+                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    }
+    sh.return_prefix_len = sp->return_prefix ? strlen(sp->return_prefix) : 0;
+    if (rc != CVM_OK) {
+        cvm_dict_free(sh.exclude);
+        cvm_csv_free_names(header, n_fields);
+        return rc;
+    }
+
+    cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard};
+    cvm_csv_chunks chunks;
+    rc = cvm_csv_read_chunks(sp->path, sp->delimiter, data_off, data_line, sp->chunk_bytes,
+                             sp->threads, &ops, &sh, sp->progress ? progress_fwd : NULL,
+                             &chunks, err);
+    if (rc != CVM_OK) {
+        cvm_dict_free(sh.exclude);
+        cvm_csv_free_names(header, n_fields);
+        return rc;
+    }
+    stats->bytes = chunks.bytes + data_off;
+    stats->chunks = chunks.n;
+    stats->boundary_repairs = chunks.repaired;
+    size_t nk = chunks.n;
+    chunk **cs = (chunk **)chunks.ctx;
+    int threads = sp->threads > 0 ? sp->threads : 0;
+#ifdef _OPENMP
+    if (threads == 0)
+        threads = omp_get_max_threads();
+#else
+    threads = 1;
+#endif
+
+    /* Rejects and line numbers, in file order. */
+    size_t total = 0;
+    for (size_t k = 0; k < nk && rc == CVM_OK; k++) {
+        for (size_t i = 0; i < cs[k]->rej.n; i++)
+            cs[k]->rej.items[i].line += chunks.first_line[k];
+        for (size_t i = 0; i < cs[k]->n; i++)
+            cs[k]->line[i] += (uint32_t)chunks.first_line[k];
+        stats->rows += cs[k]->rows;
+        stats->utf8_repaired += cs[k]->utf8_repaired;
+        total += cs[k]->n;
+        rc = cvm_rejects_append(rej, &cs[k]->rej, err);
+    }
+    stats->accepted = total;
+    stats->rejected = stats->rows - total;
+
+    /* Global dictionaries: customers and products sorted bytewise, orders in
+     * first-appearance order. */
+    merge_maps mm = {0};
+    mm.cust = cvm_calloc(nk, sizeof *mm.cust);
+    mm.order = cvm_calloc(nk, sizeof *mm.order);
+    mm.prod = cvm_calloc(nk, sizeof *mm.prod);
+    out->customers = cvm_dict_new(extra_customers ? cvm_dict_size(extra_customers) : 1024);
+    out->orders = cvm_dict_new(total / 4 + 16);
+    out->products = cvm_dict_new(4096);
+    if (rc == CVM_OK && (!mm.cust || !mm.order || !mm.prod || !out->customers ||
+                         !out->orders || !out->products))
+        rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+    if (rc == CVM_OK && extra_customers)
+        for (size_t i = 0; i < cvm_dict_size(extra_customers) && rc == CVM_OK; i++)
+            if (cvm_dict_intern(out->customers, cvm_dict_str(extra_customers, (int32_t)i),
+                                cvm_dict_len(extra_customers, (int32_t)i)) < 0)
+                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+    if (rc == CVM_OK)
+        rc = merge_dict(out->customers, cs, nk, 0, mm.cust, err);
+    if (rc == CVM_OK && sh.col[R_ORDER] >= 0)
+        rc = merge_dict(out->orders, cs, nk, 1, mm.order, err);
+    if (rc == CVM_OK && sh.col[R_PRODUCT] >= 0)
+        rc = merge_dict(out->products, cs, nk, 2, mm.prod, err);
+    int32_t *crank = NULL, *prank = NULL;
+    if (rc == CVM_OK)
+        rc = sort_dict(&out->customers, &crank, err);
+    if (rc == CVM_OK)
+        rc = sort_dict(&out->products, &prank, err);
+    if (rc == CVM_OK) {
+        for (size_t k = 0; k < nk; k++) {
+            size_t m = cvm_dict_size(cs[k]->dcust);
+            for (size_t i = 0; i < m; i++)
+                mm.cust[k][i] = crank[mm.cust[k][i]];
+            if (sh.col[R_PRODUCT] >= 0) {
+                m = cvm_dict_size(cs[k]->dprod);
+                for (size_t i = 0; i < m; i++)
+                    mm.prod[k][i] = prank[mm.prod[k][i]];
+            }
+        }
+    }
+    cvm_free(crank);
+    cvm_free(prank);
+
+    /* Counting sort by customer, stable in file order. */
+    size_t nc = rc == CVM_OK ? cvm_dict_size(out->customers) : 0;
+    out->n_customers = nc;
+    out->cust_start = cvm_calloc(nc + 1, sizeof *out->cust_start);
+    uint32_t *dest = cvm_malloc((total ? total : 1) * sizeof *dest);
+    if (rc == CVM_OK && (!out->cust_start || !dest))
+        rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting %zu rows", total);
+    if (rc == CVM_OK) {
+        size_t *cnt = out->cust_start;
+        for (size_t k = 0; k < nk; k++)
+            for (size_t i = 0; i < cs[k]->n; i++)
+                cnt[mm.cust[k][cs[k]->cust[i]] + 1]++;
+        for (size_t c = 0; c < nc; c++)
+            cnt[c + 1] += cnt[c];
+        size_t *next = cvm_malloc((nc ? nc : 1) * sizeof *next);
+        if (next == NULL)
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting rows");
+        else {
+            memcpy(next, cnt, nc * sizeof *next);
+            size_t g = 0;
+            for (size_t k = 0; k < nk; k++)
+                for (size_t i = 0; i < cs[k]->n; i++) {
+                    int32_t c = mm.cust[k][cs[k]->cust[i]];
+                    cs[k]->cust[i] = c; /* global from here on */
+                    dest[g++] = (uint32_t)next[c]++;
+                }
+            cvm_free(next);
+        }
+    }
+    out->n_rows = total;
+    /* Scatter column by column, freeing each chunk column as it goes, so the
+     * peak is the table plus one column rather than two tables. */
+    if (rc == CVM_OK) {
+#define SCATTER(dst, src, type, map)                                                  \
+    do {                                                                              \
+        out->dst = cvm_malloc((total ? total : 1) * sizeof(type));                    \
+        if (out->dst == NULL) {                                                       \
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory building the table");       \
+            break;                                                                    \
+        }                                                                             \
+        size_t g = 0;                                                                 \
+        for (size_t k = 0; k < nk; k++) {                                             \
+            const type *s = (const type *)cs[k]->src;                                 \
+            for (size_t i = 0; i < cs[k]->n; i++, g++)                                \
+                out->dst[dest[g]] = map;                                              \
+            cvm_free(cs[k]->src);                                                     \
+            cs[k]->src = NULL;                                                        \
+        }                                                                             \
+    } while (0)
+        do {
+            SCATTER(customer, cust, int32_t, s[i]);
+            if (rc) break;
+            SCATTER(order, order, int32_t, mm.order[k] ? mm.order[k][s[i]] : -1);
+            if (rc) break;
+            SCATTER(day, day, int32_t, s[i]);
+            if (rc) break;
+            SCATTER(product, prod, int32_t, mm.prod[k] ? mm.prod[k][s[i]] : -1);
+            if (rc) break;
+            SCATTER(quantity, qty, double, s[i]);
+            if (rc) break;
+            SCATTER(revenue, rev, double, s[i]);
+            if (rc) break;
+            SCATTER(cost, cost, double, s[i]);
+            if (rc) break;
+            SCATTER(flags, flags, uint8_t, s[i]);
+            if (rc) break;
+            SCATTER(line, line, uint32_t, s[i]);
+        } while (0);
+#undef SCATTER
+    }
+    cvm_free(dest);
+    for (size_t k = 0; k < nk; k++) {
+        if (mm.cust)
+            cvm_free(mm.cust[k]);
+        if (mm.order)
+            cvm_free(mm.order[k]);
+        if (mm.prod)
+            cvm_free(mm.prod[k]);
+        chunk_free(cs[k]);
+    }
+    cvm_free(mm.cust);
+    cvm_free(mm.order);
+    cvm_free(mm.prod);
+    cvm_csv_chunks_free(&chunks);
+    cvm_dict_free(sh.exclude);
+    cvm_csv_free_names(header, n_fields);
+
+    if (rc == CVM_OK)
+        rc = sort_within_customers(out, threads, err);
+    if (rc == CVM_OK && sp->drop_duplicates)
+        rc = drop_duplicates(out, sp->path, rej, &stats->duplicates, err);
+    if (rc == CVM_OK && stats->duplicates)
+        stats->accepted -= stats->duplicates;
+    if (rc == CVM_OK && sh.col[R_ORDER] < 0) {
+        /* No order ids: each distinct purchase day of a customer is one order. */
+        stats->orders_synthesized = true;
+        int32_t next = 0;
+        for (size_t c = 0; c < nc; c++) {
+            int32_t last_day = INT32_MIN;
+            for (size_t r = out->cust_start[c]; r < out->cust_start[c + 1]; r++) {
+                if (out->day[r] != last_day) {
+                    last_day = out->day[r];
+                    next++;
+                }
+                out->order[r] = next - 1;
+            }
+        }
+    }
+    if (rc == CVM_OK) {
+        for (size_t r = 0; r < out->n_rows; r++) {
+            if (out->flags[r] & CVM_TXN_RETURN)
+                stats->returns++;
+            if (out->flags[r] & CVM_TXN_EXCLUDED)
+                stats->excluded++;
+            if (!isnan(out->cost[r]))
+                out->has_cost = true;
+        }
+    }
+    if (rc != CVM_OK)
+        cvm_txn_table_clear(out);
+    return rc;
+}
+
+/* ---------------- master data ---------------- */
+
+typedef struct text_ctx {
+    const cvm_table_spec *spec;
+    int *col;            /* per wanted column: file column or -1 */
+    size_t n_fields;
+    char **header;
+    cvm_text_table *t;
+    cvm_rejects *rej;
+    size_t cap;
+    bool header_done;
+} text_ctx;
+
+static int text_header(text_ctx *x, const cvm_csv_record *rec, cvm_err *err)
+{
+    const cvm_table_spec *sp = x->spec;
+    x->n_fields = rec->n;
+    x->header = cvm_calloc(rec->n, sizeof *x->header);
+    if (x->header == NULL)
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < rec->n; i++)
+        if ((x->header[i] = cvm_strndup(rec->field[i], rec->len[i])) == NULL)
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    for (size_t w = 0; w < sp->n_want; w++) {
+        x->col[w] = -1;
+        const char *name = sp->col[w];
+        if (name == NULL || *name == '\0') {
+            if (sp->required && sp->required[w])
+                return CVM_FAIL(err, CVM_ECONFIG, "%s: the column for '%s' must be configured",
+                                sp->path, sp->want[w]);
+            continue;
+        }
+        for (size_t i = 0; i < rec->n; i++)
+            if (strcmp(x->header[i], name) == 0)
+                x->col[w] = (int)i;
+        if (x->col[w] < 0)
+            return CVM_FAIL(err, CVM_EDATA, "%s:1: column '%s' (for '%s') is not in the header",
+                            sp->path, name, sp->want[w]);
+    }
+    x->header_done = true;
+    return CVM_OK;
+}
+
+static int text_record(void *ctx, const cvm_csv_record *rec, cvm_err *err)
+{
+    text_ctx *x = ctx;
+    if (!x->header_done)
+        return text_header(x, rec, err);
+    const cvm_table_spec *sp = x->spec;
+    cvm_text_table *t = x->t;
+    if (rec->n != x->n_fields) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "expected %zu fields, found %zu", x->n_fields, rec->n);
+        return cvm_rejects_add(x->rej, sp->path, rec->line, 0, "", CVM_REJECT_FIELD_COUNT, detail,
+                               rec->raw, rec->raw_len, err);
+    }
+    int idc = x->col[0];
+    if (rec->len[idc] == 0)
+        return cvm_rejects_add(x->rej, sp->path, rec->line, idc + 1, x->header[idc],
+                               CVM_REJECT_MISSING_CUSTOMER, "empty id", rec->raw, rec->raw_len,
+                               err);
+    if (sp->unique) {
+        size_t before = cvm_dict_size(t->ids);
+        int32_t id = cvm_dict_intern(t->ids, rec->field[idc], rec->len[idc]);
+        if (id < 0)
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+        if ((size_t)id < before) {
+            char detail[96];
+            snprintf(detail, sizeof detail, "id already on line %llu",
+                     (unsigned long long)t->line[id]);
+            return cvm_rejects_add(x->rej, sp->path, rec->line, idc + 1, x->header[idc],
+                                   CVM_REJECT_DUPLICATE_ID, detail, rec->raw, rec->raw_len, err);
+        }
+    }
+    if (t->n_rows == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 256;
+        char **nc = cvm_reallocarray(t->cell, cap * t->n_cols, sizeof *nc);
+        if (nc)
+            t->cell = nc;
+        uint64_t *nl = cvm_reallocarray(t->line, cap, sizeof *nl);
+        if (nl)
+            t->line = nl;
+        if (!nc || !nl)
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+        x->cap = cap;
+    }
+    size_t r = t->n_rows;
+    for (size_t w = 0; w < t->n_cols; w++) {
+        int c = x->col[w];
+        char *v = NULL;
+        if (c >= 0 && rec->len[c] > 0) {
+            v = cvm_malloc(2 * rec->len[c] + 1);
+            if (v == NULL)
+                return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+            cvm_utf8_repair(rec->field[c], rec->len[c], v);
+        }
+        t->cell[r * t->n_cols + w] = v;
+    }
+    t->line[r] = rec->line;
+    t->n_rows++;
+    return CVM_OK;
+}
+
+int cvm_ingest_text_table(const cvm_table_spec *sp, cvm_text_table *out, cvm_rejects *rej,
+                          cvm_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->n_cols = sp->n_want;
+    text_ctx x = {0};
+    x.spec = sp;
+    x.t = out;
+    x.rej = rej;
+    x.col = cvm_calloc(sp->n_want, sizeof *x.col);
+    if (sp->unique)
+        out->ids = cvm_dict_new(1024);
+    if (!x.col || (sp->unique && !out->ids)) {
+        cvm_free(x.col);
+        cvm_text_table_clear(out);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    }
+    int rc = cvm_csv_read_file(sp->path, sp->delimiter, text_record, &x, err);
+    if (rc == CVM_OK && !x.header_done)
+        rc = CVM_FAIL(err, CVM_EDATA, "%s:1:1: the file is empty (no header line)", sp->path);
+    cvm_csv_free_names(x.header, x.n_fields);
+    cvm_free(x.col);
+    if (rc != CVM_OK)
+        cvm_text_table_clear(out);
+    return rc;
+}
+
+void cvm_text_table_clear(cvm_text_table *t)
+{
+    if (t == NULL)
+        return;
+    if (t->cell)
+        for (size_t i = 0; i < t->n_rows * t->n_cols; i++)
+            cvm_free(t->cell[i]);
+    cvm_free(t->cell);
+    cvm_free(t->line);
+    cvm_dict_free(t->ids);
+    memset(t, 0, sizeof *t);
+}

@@ -1,0 +1,285 @@
+/* nftw() is an XSI extension. */
+#define _XOPEN_SOURCE 700
+#include "publish.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "datetime.h"
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = cvm_malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+static int mkdir_p(const char *path, cvm_err *err)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof buf)
+        return CVM_FAIL(err, CVM_EIO, "%s: path too long", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+            return CVM_FAIL(err, CVM_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0775) != 0 && errno != EEXIST)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return CVM_OK;
+}
+
+int cvm_rundir_begin(const char *out_dir, const char *job_name, cvm_rundir *rd, cvm_err *err)
+{
+    memset(rd, 0, sizeof *rd);
+    CVM_TRY(mkdir_p(out_dir, err));
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    char id[256], name[300];
+    for (int k = 1; k < 1000; k++) {
+        if (k == 1)
+            snprintf(id, sizeof id, "%s-%s", job_name, stamp);
+        else
+            snprintf(id, sizeof id, "%s-%s-%d", job_name, stamp, k);
+        snprintf(name, sizeof name, ".tmp-%s", id);
+        char *fin = join(out_dir, id), *tmp = join(out_dir, name);
+        if (!fin || !tmp) {
+            cvm_free(fin);
+            cvm_free(tmp);
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+        }
+        struct stat sb;
+        if (stat(fin, &sb) != 0 && mkdir(tmp, 0775) == 0) {
+            rd->out_dir = cvm_strdup(out_dir);
+            rd->run_id = cvm_strdup(id);
+            rd->tmp_path = tmp;
+            rd->final_path = fin;
+            if (!rd->out_dir || !rd->run_id) {
+                cvm_rundir_abort(rd);
+                cvm_rundir_clear(rd);
+                return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+            }
+            return CVM_OK;
+        }
+        int e = errno;
+        cvm_free(fin);
+        cvm_free(tmp);
+        if (e != EEXIST && e != 0)
+            return CVM_FAIL(err, CVM_EIO, "%s: cannot create the run directory: %s", out_dir,
+                            strerror(e));
+    }
+    return CVM_FAIL(err, CVM_EIO, "%s: too many runs in the same second", out_dir);
+}
+
+char *cvm_rundir_path(const cvm_rundir *rd, const char *name)
+{
+    return join(rd->tmp_path, name);
+}
+
+static void fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int cvm_rundir_commit(cvm_rundir *rd, cvm_err *err)
+{
+    fsync_dir(rd->tmp_path);
+    if (rename(rd->tmp_path, rd->final_path) != 0)
+        return CVM_FAIL(err, CVM_EIO, "cannot publish %s as %s: %s", rd->tmp_path,
+                        rd->final_path, strerror(errno));
+    rd->committed = true;
+    if (rd->keep_latest)
+        return CVM_OK;
+    /* latest -> RUNID, swapped in with one rename so readers never see it missing. */
+    char *link = join(rd->out_dir, "latest");
+    char *tmp = join(rd->out_dir, ".latest.tmp");
+    if (!link || !tmp) {
+        cvm_free(link);
+        cvm_free(tmp);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    }
+    unlink(tmp);
+    int rc = CVM_OK;
+    if (symlink(rd->run_id, tmp) != 0 || rename(tmp, link) != 0)
+        rc = CVM_FAIL(err, CVM_EIO, "run published as %s, but %s could not be updated: %s",
+                      rd->final_path, link, strerror(errno));
+    fsync_dir(rd->out_dir);
+    cvm_free(link);
+    cvm_free(tmp);
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void cvm_rundir_abort(cvm_rundir *rd)
+{
+    if (rd->tmp_path && !rd->committed)
+        nftw(rd->tmp_path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void cvm_rundir_clear(cvm_rundir *rd)
+{
+    cvm_free(rd->out_dir);
+    cvm_free(rd->run_id);
+    cvm_free(rd->tmp_path);
+    cvm_free(rd->final_path);
+    memset(rd, 0, sizeof *rd);
+}
+
+void cvm_csv_put(FILE *f, const char *s, size_t len)
+{
+    bool quote = len > 0 && (s[0] == ' ' || s[len - 1] == ' ' || s[0] == '\t');
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (quote)
+        csv_fwrite(f, s, len);
+    else
+        fwrite(s, 1, len, f);
+}
+
+int cvm_publish_close(FILE *f, const char *path, cvm_err *err)
+{
+    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (bad)
+        return CVM_FAIL(err, CVM_EIO, "%s: write error: %s", path, strerror(e));
+    return CVM_OK;
+}
+
+static void put_cell(FILE *f, const cvm_column *c, size_t r)
+{
+    char buf[64];
+    switch (c->type) {
+    case CVM_COL_INT: {
+        int64_t v = ((const int64_t *)c->data)[r];
+        if (v != CVM_INT_NONE)
+            fprintf(f, "%lld", (long long)v);
+        break;
+    }
+    case CVM_COL_DOUBLE: {
+        double v = ((const double *)c->data)[r];
+        if (isnan(v) || isinf(v))
+            break;
+        if (c->decimals >= 0) {
+            int k = snprintf(buf, sizeof buf, "%.*f", c->decimals, v);
+            /* Never print "-0.00". */
+            if (k > 1 && buf[0] == '-' && strspn(buf + 1, "0.") == (size_t)(k - 1))
+                fputs(buf + 1, f);
+            else
+                fputs(buf, f);
+        } else {
+            fprintf(f, "%.17g", v);
+        }
+        break;
+    }
+    case CVM_COL_DATE: {
+        int32_t d = ((const int32_t *)c->data)[r];
+        if (d != CVM_DATE_NONE) {
+            cvm_date_format(d, buf);
+            fputs(buf, f);
+        }
+        break;
+    }
+    case CVM_COL_STR: {
+        const char *s = ((char *const *)c->data)[r];
+        if (s)
+            cvm_csv_put(f, s, strlen(s));
+        break;
+    }
+    }
+}
+
+int cvm_publish_custtab_csv(const cvm_custtab *ct, const char *path, cvm_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot create: %s", path, strerror(errno));
+    static char buf[1 << 16];
+    setvbuf(f, buf, _IOFBF, sizeof buf);
+    for (size_t c = 0; c < ct->n_cols; c++) {
+        if (c)
+            fputc(',', f);
+        cvm_csv_put(f, ct->cols[c]->name, strlen(ct->cols[c]->name));
+    }
+    fputc('\n', f);
+    for (size_t r = 0; r < ct->n_rows; r++) {
+        for (size_t c = 0; c < ct->n_cols; c++) {
+            if (c)
+                fputc(',', f);
+            put_cell(f, ct->cols[c], r);
+        }
+        fputc('\n', f);
+    }
+    int rc = cvm_publish_close(f, path, err);
+    return rc;
+}
+
+int cvm_publish_rejects_csv(const cvm_rejects *r, const char *path, cvm_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot create: %s", path, strerror(errno));
+    fputs("file,line,column,field,reason,detail,raw\n", f);
+    for (size_t i = 0; i < r->n; i++) {
+        const cvm_reject *x = &r->items[i];
+        cvm_csv_put(f, x->file, strlen(x->file));
+        fprintf(f, ",%llu,%d,", (unsigned long long)x->line, x->column);
+        cvm_csv_put(f, x->field, strlen(x->field));
+        fputc(',', f);
+        const char *rn = cvm_reject_name(x->reason);
+        cvm_csv_put(f, rn, strlen(rn));
+        fputc(',', f);
+        cvm_csv_put(f, x->detail, strlen(x->detail));
+        fputc(',', f);
+        cvm_csv_put(f, x->raw, strlen(x->raw));
+        fputc('\n', f);
+    }
+    return cvm_publish_close(f, path, err);
+}
+
+int cvm_publish_json(const void *json, const char *path, cvm_err *err)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot create: %s", path, strerror(errno));
+    if (json_dumpf((const json_t *)json, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0) {
+        fclose(f);
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot write JSON", path);
+    }
+    fputc('\n', f);
+    return cvm_publish_close(f, path, err);
+}

@@ -1,0 +1,269 @@
+#include "actions.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+
+#define MAX_CONDS 8
+#define MAX_ALTS 12
+#define TOKEN 64
+
+typedef struct cond {
+    char column[TOKEN];
+    bool negate;
+    int n_alts;
+    char alt[MAX_ALTS][TOKEN];
+    const cvm_column *col;
+} cond;
+
+typedef struct rule {
+    bool always;
+    int n;
+    cond c[MAX_CONDS];
+} rule;
+
+static void trim_copy(char *dst, const char *s, size_t len)
+{
+    while (len && (*s == ' ' || *s == '\t')) {
+        s++;
+        len--;
+    }
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+        len--;
+    if (len >= TOKEN)
+        len = TOKEN - 1;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/* Parses `a=x|y & b!=z`; returns NULL or the problem. */
+static const char *parse_when(const char *when, rule *r)
+{
+    memset(r, 0, sizeof *r);
+    if (when == NULL)
+        return "missing 'when'";
+    char tmp[TOKEN];
+    trim_copy(tmp, when, strlen(when));
+    if (strcmp(tmp, "default") == 0 || strcmp(tmp, "*") == 0) {
+        r->always = true;
+        return NULL;
+    }
+    const char *p = when;
+    while (*p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (r->n == MAX_CONDS)
+            return "too many conditions (at most 8)";
+        cond *c = &r->c[r->n++];
+        const char *eq = memchr(p, '=', len);
+        if (eq == NULL)
+            return "each condition must be column=value";
+        size_t klen = (size_t)(eq - p);
+        if (klen > 0 && p[klen - 1] == '!') {
+            c->negate = true;
+            klen--;
+        }
+        trim_copy(c->column, p, klen);
+        if (c->column[0] == '\0')
+            return "empty column name in a condition";
+        const char *v = eq + 1, *end = p + len;
+        while (v <= end) {
+            const char *bar = memchr(v, '|', (size_t)(end - v));
+            const char *ve = bar ? bar : end;
+            if (c->n_alts == MAX_ALTS)
+                return "too many alternatives (at most 12)";
+            trim_copy(c->alt[c->n_alts++], v, (size_t)(ve - v));
+            if (!bar)
+                break;
+            v = bar + 1;
+        }
+        p += len;
+        if (*p == '&')
+            p++;
+    }
+    return r->n ? NULL : "empty condition";
+}
+
+const char *cvm_actions_params_check(const cvm_actions_params *p, char *buf, size_t len)
+{
+    for (size_t i = 0; i < p->n_rules; i++) {
+        rule r;
+        const char *why = parse_when(p->rules[i].when, &r);
+        if (why == NULL && (p->rules[i].action == NULL || p->rules[i].action[0] == '\0'))
+            why = "missing 'action'";
+        if (why) {
+            snprintf(buf, len, "%s:%d: actions.rules[%zu] (when: \"%s\"): %s",
+                     p->source ? p->source : "config", p->rules[i].source_line, i,
+                     p->rules[i].when ? p->rules[i].when : "", why);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static void cell_text(const cvm_column *c, size_t row, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (c->type == CVM_COL_STR) {
+        const char *s = ((char *const *)c->data)[row];
+        snprintf(buf, len, "%s", s ? s : "");
+    } else if (c->type == CVM_COL_INT) {
+        int64_t v = ((const int64_t *)c->data)[row];
+        if (v != CVM_INT_NONE)
+            snprintf(buf, len, "%lld", (long long)v);
+    } else if (c->type == CVM_COL_DOUBLE) {
+        double v = ((const double *)c->data)[row];
+        if (!isnan(v))
+            snprintf(buf, len, "%g", v);
+    }
+}
+
+static bool match(const rule *r, size_t row)
+{
+    if (r->always)
+        return true;
+    char v[256];
+    for (int i = 0; i < r->n; i++) {
+        const cond *c = &r->c[i];
+        if (c->col == NULL)
+            return false;
+        cell_text(c->col, row, v, sizeof v);
+        bool any = false;
+        for (int a = 0; a < c->n_alts && !any; a++)
+            any = strcmp(v, c->alt[a]) == 0;
+        if (any == c->negate)
+            return false;
+    }
+    return true;
+}
+
+static double num(const cvm_custtab *ct, const char *name, size_t row)
+{
+    const cvm_column *c = cvm_custtab_find(ct, name);
+    return c ? cvm_column_number(c, row) : NAN;
+}
+
+static const char *str(const cvm_custtab *ct, const char *name, size_t row)
+{
+    const cvm_column *c = cvm_custtab_find(ct, name);
+    if (c == NULL || c->type != CVM_COL_STR)
+        return NULL;
+    return ((char *const *)c->data)[row];
+}
+
+/* Facts behind one condition's column, in words. */
+static void explain(const cvm_custtab *ct, const char *column, size_t row, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (strcmp(column, "grid_class") == 0) {
+        const char *cls = str(ct, "grid_class", row), *vol = str(ct, "volume_tier", row);
+        double sat = num(ct, "satisfaction", row), comp = num(ct, "complaints", row);
+        int k = snprintf(out, len, "class %s: %s volume", cls ? cls : "?", vol ? vol : "?");
+        if (!isnan(sat) && k >= 0 && (size_t)k < len)
+            k += snprintf(out + k, len - (size_t)k, ", satisfaction %.1f/5", sat);
+        if (!isnan(comp) && k >= 0 && (size_t)k < len)
+            snprintf(out + k, len - (size_t)k, ", %.0f complaint%s", comp, comp == 1 ? "" : "s");
+    } else if (strcmp(column, "grade") == 0) {
+        const char *g = str(ct, "grade", row), *why = str(ct, "grade_reason", row);
+        snprintf(out, len, "grade %s: %s", g ? g : "?", why ? why : "");
+    } else if (strcmp(column, "rfm_segment") == 0 || strcmp(column, "rfm_cell") == 0) {
+        const char *seg = str(ct, "rfm_segment", row), *cell = str(ct, "rfm_cell", row);
+        double r = num(ct, "recency_days", row), f = num(ct, "frequency", row),
+               m = num(ct, "monetary", row);
+        snprintf(out, len, "RFM %s (%s): last order %.0f days ago, %.0f orders, %.2f net revenue",
+                 cell ? cell : "-", seg ? seg : "-", r, f, m);
+    } else if (strcmp(column, "volume_tier") == 0) {
+        const char *vol = str(ct, "volume_tier", row);
+        snprintf(out, len, "%s volume (revenue percentile %.0f)", vol ? vol : "?",
+                 100 * num(ct, "value_percentile", row));
+    } else if (strcmp(column, "pareto_top") == 0) {
+        snprintf(out, len, "among the customers making the top share of profit (profit %.2f)",
+                 num(ct, "profit", row));
+    } else {
+        const cvm_column *c = cvm_custtab_find(ct, column);
+        char v[128] = "";
+        if (c)
+            cell_text(c, row, v, sizeof v);
+        snprintf(out, len, "%s %s", column, v);
+    }
+}
+
+int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_result *res,
+                    cvm_err *err)
+{
+    memset(res, 0, sizeof *res);
+    char why[512];
+    if (cvm_actions_params_check(p, why, sizeof why))
+        return CVM_FAIL(err, CVM_ECONFIG, "%s", why);
+    rule *rules = cvm_calloc(p->n_rules ? p->n_rules : 1, sizeof *rules);
+    res->rule_hits = cvm_calloc(p->n_rules ? p->n_rules : 1, sizeof *res->rule_hits);
+    if (!rules || !res->rule_hits) {
+        cvm_free(rules);
+        cvm_actions_result_clear(res);
+        return CVM_FAIL(err, CVM_ENOMEM, "actions: out of memory");
+    }
+    res->n_rules = p->n_rules;
+    for (size_t i = 0; i < p->n_rules; i++) {
+        parse_when(p->rules[i].when, &rules[i]);
+        bool missing = false;
+        for (int k = 0; k < rules[i].n; k++) {
+            rules[i].c[k].col = cvm_custtab_find(ct, rules[i].c[k].column);
+            missing |= rules[i].c[k].col == NULL;
+        }
+        res->rules_on_missing_columns += missing;
+    }
+    size_t n = ct->n_rows;
+    char **act = cvm_custtab_add_str(ct, "action", "Action code of the first matching rule in actions.rules.", err);
+    char **txt = act ? cvm_custtab_add_str(ct, "action_text", "What to do, from the rule's text.", err) : NULL;
+    int64_t *pri = txt ? cvm_custtab_add_int(ct, "action_priority", "rank", "Priority of the rule (1 = most urgent).", err) : NULL;
+    char **rsn = pri ? cvm_custtab_add_str(ct, "action_reason", "The facts behind the matched conditions, in words.", err) : NULL;
+    int rc = rsn ? CVM_OK : (err ? err->status : CVM_ENOMEM);
+    for (size_t row = 0; row < n && rc == CVM_OK; row++) {
+        size_t hit = p->n_rules;
+        for (size_t i = 0; i < p->n_rules; i++)
+            if (match(&rules[i], row)) {
+                hit = i;
+                break;
+            }
+        if (hit == p->n_rules) {
+            res->unmatched++;
+            continue;
+        }
+        res->rule_hits[hit]++;
+        const cvm_action_rule *ar = &p->rules[hit];
+        char reason[1024] = "", part[320];
+        size_t used = 0;
+        if (rules[hit].always) {
+            explain(ct, "grade", row, part, sizeof part);
+            used += (size_t)snprintf(reason, sizeof reason, "%s", part);
+        }
+        for (int k = 0; k < rules[hit].n && used < sizeof reason; k++) {
+            /* One explanation per distinct column family. */
+            bool dup = false;
+            for (int j = 0; j < k; j++)
+                dup |= strcmp(rules[hit].c[j].column, rules[hit].c[k].column) == 0;
+            if (dup)
+                continue;
+            explain(ct, rules[hit].c[k].column, row, part, sizeof part);
+            used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s",
+                                     used ? "; " : "", part);
+        }
+        act[row] = cvm_strdup(ar->action);
+        txt[row] = cvm_strdup(ar->text ? ar->text : "");
+        rsn[row] = cvm_strdup(reason);
+        pri[row] = ar->priority;
+        if (!act[row] || !txt[row] || !rsn[row])
+            rc = CVM_FAIL(err, CVM_ENOMEM, "actions: out of memory");
+    }
+    cvm_free(rules);
+    return rc;
+}
+
+void cvm_actions_result_clear(cvm_actions_result *r)
+{
+    cvm_free(r->rule_hits);
+    memset(r, 0, sizeof *r);
+}
