@@ -33,6 +33,8 @@ typedef struct rec_state {
     void *ctx;
     cvm_err *err;
     int status;
+    bool fast;                /* quote-free lines bypass libcsv */
+    char delim;
 } rec_state;
 
 static void on_field(void *s, size_t len, void *data)
@@ -114,6 +116,7 @@ static int state_init(rec_state *st, char delim, cvm_csv_record_fn fn, void *ctx
     st->fn = fn;
     st->ctx = ctx;
     st->err = err;
+    st->delim = delim;
     return CVM_OK;
 }
 
@@ -134,6 +137,68 @@ typedef struct region_result {
     uint64_t nl;          /* newlines in the region */
 } region_result;
 
+static inline bool is_blank(char c, char delim)
+{
+    return (c == ' ' || c == '\t') && c != delim;
+}
+
+/* Splits one quote-free line q[0..len) (no line end, no CR inside) the way
+ * libcsv does with its default options: fields at the delimiter, blanks
+ * around each field trimmed, a line of blanks only is no record. Fields
+ * point into the buffer (not NUL-terminated), so the raw text stays intact. */
+static void fast_line(rec_state *st, const char *q, size_t len)
+{
+    const char d = st->delim;
+    size_t a = 0;
+    while (a < len && is_blank(q[a], d))
+        a++;
+    if (a == len)
+        return; /* blank line: libcsv reports nothing */
+    size_t nf = 1;
+    for (const char *p = q; (p = memchr(p, d, (size_t)(q + len - p))) != NULL; p++)
+        nf++;
+    if (nf > st->fcap) {
+        size_t cap = st->fcap ? st->fcap : 16;
+        while (cap < nf)
+            cap *= 2;
+        size_t *fl = cvm_reallocarray(st->flen, cap, sizeof *fl);
+        if (fl)
+            st->flen = fl;
+        size_t *fo = cvm_reallocarray(st->foff, cap, sizeof *fo);
+        if (fo)
+            st->foff = fo;
+        const char **fp = cvm_reallocarray((void *)st->fptr, cap, sizeof *fp);
+        if (fp)
+            st->fptr = fp;
+        if (!fl || !fo || !fp) {
+            st->status = CVM_FAIL(st->err, CVM_ENOMEM, "out of memory reading CSV fields");
+            return;
+        }
+        st->fcap = cap;
+    }
+    size_t start = 0;
+    for (size_t f = 0; f < nf; f++) {
+        const char *dp = memchr(q + start, d, len - start);
+        size_t end = dp ? (size_t)(dp - q) : len;
+        size_t b = start, e = end;
+        while (b < e && is_blank(q[b], d))
+            b++;
+        while (e > b && is_blank(q[e - 1], d))
+            e--;
+        st->fptr[f] = q + b;
+        st->flen[f] = e - b;
+        start = end + 1;
+    }
+    cvm_csv_record rec;
+    rec.field = st->fptr;
+    rec.len = st->flen;
+    rec.n = nf;
+    rec.line = st->line_base + st->rec_line;
+    rec.raw = q;
+    rec.raw_len = len;
+    st->status = st->fn(st->ctx, &rec, st->err);
+}
+
 /* Parse buf[0..len) (file offset off) line by line; at_eof finishes the parser. */
 static region_result parse_buffer(rec_state *st, const char *buf, size_t len, uint64_t off,
                                   bool at_eof)
@@ -153,6 +218,17 @@ static region_result parse_buffer(rec_state *st, const char *buf, size_t len, ui
         if (st->p.pstate == CVM__CSV_ROW_NOT_BEGUN && st->nf == 0) {
             st->rec_start_off = off + (uint64_t)(q - buf);
             st->rec_line = line;
+            size_t ll = (size_t)(le - q);
+            if (st->fast && memchr(q, '"', ll) == NULL && memchr(q, '\r', ll) == NULL) {
+                st->line_end = le;
+                fast_line(st, q, ll);
+                if (st->status != CVM_OK)
+                    break;
+                if (nl)
+                    line++;
+                q = next;
+                continue;
+            }
         }
         if (csv_parse(&st->p, q, (size_t)(next - q), on_field, on_record, st) !=
                 (size_t)(next - q) && st->status == CVM_OK)
@@ -418,6 +494,7 @@ static int parse_region(int fd, const char *path, char delim, uint64_t start, ui
     }
     rec_state st;
     CVM_TRY(state_init(&st, delim, ops->record, ctx, err));
+    st.fast = !ops->libcsv_only;
     *res = parse_buffer(&st, *buf, len, start, at_eof);
     state_free(&st);
     return res->status;
@@ -440,6 +517,12 @@ int cvm_csv_read_chunks(const char *path, char delim, uint64_t offset, uint64_t 
     uint64_t size = (uint64_t)sb.st_size;
     if (offset > size)
         offset = size;
+    if (offset == 0) {
+        /* A byte-order mark is not data (as in cvm_csv_read_file). */
+        char bom[3];
+        if (pread(fd, bom, 3, 0) == 3 && bom_len(bom, 3) == 3)
+            offset = 3;
+    }
     if (chunk_bytes < 4096)
         chunk_bytes = 4096;
     uint64_t data = size - offset;

@@ -17,7 +17,8 @@
  * Chunk boundaries depend only on the file and chunk_bytes, never on the
  * thread count.
  *
- * Records: fields are NUL-terminated copies valid only during the callback;
+ * Records: fields are valid only during the callback and are NOT always
+ * NUL-terminated (the fast path points into the read buffer): use len;
  * libcsv trims blanks around unquoted fields, skips blank lines and accepts
  * LF or CRLF line ends. A UTF-8 byte-order mark at the start is skipped.
  */
@@ -58,6 +59,11 @@ typedef struct cvm_csv_chunk_ops {
     void *(*begin)(void *user, size_t chunk);           /* NULL = ENOMEM */
     cvm_csv_record_fn record;                           /* called with the chunk's ctx */
     void (*discard)(void *user, void *chunk_ctx);       /* drop a chunk's partial results */
+    bool libcsv_only;  /* false: lines without a quote or a lone CR are split
+                          by a memchr fast path that yields exactly libcsv's
+                          fields (blanks trimmed, blank lines skipped); every
+                          other line goes through libcsv. tests/test_csvread.c
+                          checks the two agree on random input. */
 } cvm_csv_chunk_ops;
 
 typedef struct cvm_csv_chunks {

@@ -9,6 +9,7 @@
 #include "csvread.h"
 #include "datetime.h"
 #include "textparse.h"
+#include "log.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -192,7 +193,8 @@ static int parse_num(chunk *c, const cvm_csv_record *rec, int col, bool required
     if (!cvm_parse_double(rec->field[col], rec->len[col], out)) {
         *bad = true;
         char detail[160];
-        snprintf(detail, sizeof detail, "'%.120s' is not a number", rec->field[col]);
+        snprintf(detail, sizeof detail, "'%.*s' is not a number",
+                 (int)(rec->len[col] > 120 ? 120 : rec->len[col]), rec->field[col]);
         return reject(c, rec, col, CVM_REJECT_BAD_NUMBER, detail, err);
     }
     return CVM_OK;
@@ -220,8 +222,8 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
         return reject(c, rec, dc, CVM_REJECT_MISSING_DATE, "empty", err);
     if (!cvm_date_parse(&sh->fmt, rec->field[dc], rec->len[dc], &day)) {
         char detail[200];
-        snprintf(detail, sizeof detail, "'%.80s' does not match date format '%s'",
-                 rec->field[dc], sh->fmt.text);
+        snprintf(detail, sizeof detail, "'%.*s' does not match date format '%s'",
+                 (int)(rec->len[dc] > 80 ? 80 : rec->len[dc]), rec->field[dc], sh->fmt.text);
         return reject(c, rec, dc, CVM_REJECT_BAD_DATE, detail, err);
     }
     double qty = 1, price = NAN, rev = NAN, ucost = NAN;
@@ -614,7 +616,8 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         return rc;
     }
 
-    cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard};
+    double t0 = cvm_now();
+    cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard, sp->libcsv_only};
     cvm_csv_chunks chunks;
     rc = cvm_csv_read_chunks(sp->path, sp->delimiter, data_off, data_line, sp->chunk_bytes,
                              sp->threads, &ops, &sh, sp->progress ? progress_fwd : NULL,
@@ -624,6 +627,8 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         cvm_csv_free_names(header, n_fields);
         return rc;
     }
+    double t1 = cvm_now();
+    stats->seconds_parse = t1 - t0;
     stats->bytes = chunks.bytes + data_off;
     stats->chunks = chunks.n;
     stats->boundary_repairs = chunks.repaired;
@@ -695,6 +700,8 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     cvm_free(crank);
     cvm_free(prank);
 
+    double t2 = cvm_now();
+    stats->seconds_merge = t2 - t1;
     /* Counting sort by customer, stable in file order. */
     size_t nc = rc == CVM_OK ? cvm_dict_size(out->customers) : 0;
     out->n_customers = nc;
@@ -784,6 +791,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
 
     if (rc == CVM_OK)
         rc = sort_within_customers(out, threads, err);
+    stats->seconds_sort = cvm_now() - t2;
     if (rc == CVM_OK && sp->drop_duplicates)
         rc = drop_duplicates(out, sp->path, rej, &stats->duplicates, err);
     if (rc == CVM_OK && stats->duplicates)

@@ -47,6 +47,7 @@ typedef struct cvm_txn_spec {
     bool drop_duplicates;
     /* Execution. */
     size_t chunk_bytes;       /* default 16 MiB; results do not depend on it */
+    bool libcsv_only;         /* every line through libcsv (no quote-free fast path) */
     int threads;              /* <= 0: OpenMP default */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
@@ -64,6 +65,9 @@ typedef struct cvm_ingest_stats {
     size_t chunks;
     int boundary_repairs;     /* chunk starts that fell inside a quoted newline */
     bool orders_synthesized;  /* no order column: one order per customer-day */
+    double seconds_parse;     /* parallel parse of the chunks */
+    double seconds_merge;     /* id dictionaries merged and sorted */
+    double seconds_sort;      /* rows ordered by (customer, day) */
 } cvm_ingest_stats;
 
 void cvm_txn_spec_default(cvm_txn_spec *s);

@@ -872,6 +872,9 @@ static int publish(run *R, const char *status, cvm_err *err)
     json_object_set_new(rows, "orders", json_integer(R->txn.orders ? (json_int_t)cvm_dict_size(R->txn.orders) : 0));
     json_object_set_new(rows, "products", json_integer(R->txn.products ? (json_int_t)cvm_dict_size(R->txn.products) : 0));
     json_object_set_new(rows, "chunks", json_integer((json_int_t)R->ist.chunks));
+    json_object_set_new(R->timings, "ingest_parse", json_real(round(R->ist.seconds_parse * 1e4) / 1e4));
+    json_object_set_new(R->timings, "ingest_merge", json_real(round(R->ist.seconds_merge * 1e4) / 1e4));
+    json_object_set_new(R->timings, "ingest_sort", json_real(round(R->ist.seconds_sort * 1e4) / 1e4));
     json_object_set_new(rows, "chunk_boundaries_repaired", json_integer(R->ist.boundary_repairs));
     json_object_set_new(S, "rows", rows);
     json_object_set_new(S, "degraded", json_incref(R->degraded));
