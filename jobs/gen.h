@@ -19,6 +19,13 @@
  *   truth_bad_rows.csv   line,reason           (1-based physical line in transactions.csv)
  * The output is a pure function of the parameters (same bytes for any thread
  * count).
+ *
+ * Notes on the truth: truth_customers.csv lists the customers that bought
+ * (about 2% of customers.csv are prospects without transactions and have no
+ * behavioural truth); products.csv ends with the three non-product codes
+ * POSTAGE, FEE-HANDLING and ADJ (category "Non-product", unit_cost 0.00);
+ * bundle support and lift are computed exactly over the SO orders (baskets of
+ * distinct P-codes), so an exact miner finds the same figures.
  */
 #ifndef CVM_GEN_H
 #define CVM_GEN_H
@@ -47,6 +54,8 @@ typedef struct cvm_gen_stats {
     size_t orders;
     size_t bad_rows;
     size_t bytes;          /* size of transactions.csv */
+    size_t returns;        /* RT orders among orders */
+    double scale;          /* order-rate factor used (1 unless target_lines) */
 } cvm_gen_stats;
 
 void cvm_gen_params_default(cvm_gen_params *p);
