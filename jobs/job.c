@@ -937,7 +937,8 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
     R.t_stage = cvm_now();
     int rc = cvm_job_config(o, &R.cfg, err);
     if (rc != CVM_OK) {
-        rep->exit_code = cvm_job_exit_code(rc, false);
+        /* An unreadable job file is a usage error, not an input-data one. */
+        rep->exit_code = rc == CVM_ENOMEM ? CVM_EXIT_INTERNAL : CVM_EXIT_USAGE;
         return rc;
     }
     const cvm_config *c = R.cfg;

@@ -1,0 +1,204 @@
+/* The command line: exit codes, messages naming file:line and the key, and
+ * the run contract (a failed run leaves earlier runs and `latest` alone). */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *dir;
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = cvm_test_mkdtemp("cli");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cvm_test_rmtree(dir);
+    free(dir);
+    return 0;
+}
+
+/* Runs cvm with args (a shell fragment); returns the exit code and leaves
+ * stderr in DIR/err, stdout in DIR/out. */
+static int cvm(const char *args)
+{
+    return cvm_test_system("cd '%s' && '%s' %s > '%s/stdout.txt' 2> '%s/stderr.txt'", dir, cvm_test_binary(), args,
+                           dir, dir);
+}
+
+static char *err_text(void)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/stderr.txt", dir);
+    char *s = cvm_test_read_file(p, NULL);
+    assert_non_null(s);
+    return s;
+}
+
+static void expect_err(const char *needle)
+{
+    char *s = err_text();
+    if (strstr(s, needle) == NULL)
+        fail_msg("stderr lacks '%s':\n%s", needle, s);
+    free(s);
+}
+
+static void write_in_dir(const char *name, const char *text)
+{
+    char *p = cvm_test_path(dir, name);
+    cvm_test_write_file(p, text);
+    free(p);
+}
+
+static const char *const txn =
+    "order_id,customer_id,date,product_id,quantity,unit_price\n"
+    "O1,C1,2024-01-05,P1,2,10.00\n"
+    "O2,C2,2024-01-06,P1,1,10.00\n"
+    "O3,C1,2024-02-01,P2,1,5.50\n";
+
+static void test_usage(void **state)
+{
+    (void)state;
+    assert_int_equal(cvm("--version"), 0);
+    assert_int_equal(cvm("--help"), 0);
+    assert_int_equal(cvm("run --help"), 0);
+    assert_int_equal(cvm(""), 2);
+    assert_int_equal(cvm("frobnicate"), 2);
+    expect_err("unknown command 'frobnicate'");
+    assert_int_equal(cvm("run"), 2);
+    expect_err("a job file is required");
+    assert_int_equal(cvm("run job.yaml --threads zero"), 2);
+    expect_err("--threads must be");
+    assert_int_equal(cvm("run job.yaml --bogus"), 2);
+    expect_err("unknown option '--bogus'");
+    assert_int_equal(cvm("run job.yaml --set"), 2);
+    expect_err("--set needs a value");
+}
+
+static void test_config_errors_name_the_place(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("bad.yaml", "job:\n  name: x\ninput:\n  transactions:\n    path: t.csv\nrfm:\n  binz: 4\n");
+    assert_int_equal(cvm("run bad.yaml"), 2);
+    expect_err("bad.yaml:7:");
+    expect_err("rfm.binz");
+    expect_err("rfm.bins");
+    write_in_dir("range.yaml", "input:\n  transactions:\n    path: t.csv\nrfm:\n  bins: 99\n");
+    assert_int_equal(cvm("run range.yaml"), 2);
+    expect_err("range.yaml:5:");
+    expect_err("out of range");
+    assert_int_equal(cvm("run missing.yaml"), 2);
+    expect_err("missing.yaml");
+    write_in_dir("ok.yaml", "input:\n  transactions:\n    path: t.csv\n");
+    assert_int_equal(cvm("run ok.yaml --set rfm.bins=x"), 2);
+    expect_err("rfm.bins");
+    assert_int_equal(cvm("run ok.yaml --set rfm.method=breaks"), 2);
+    expect_err("rfm.recency_breaks");
+    assert_int_equal(cvm("run ok.yaml --set grading.matrix=ABC"), 2);
+    expect_err("grading.matrix");
+    write_in_dir("nopath.yaml", "job:\n  name: x\n");
+    assert_int_equal(cvm("run nopath.yaml"), 2);
+    expect_err("input.transactions.path must be set");
+    write_in_dir("rules.yaml", "input:\n  transactions:\n    path: t.csv\nactions:\n  rules:\n"
+                               "    - {when: \"grade\", action: X}\n");
+    assert_int_equal(cvm("run rules.yaml"), 2);
+    expect_err("rules.yaml:6");
+    expect_err("column=value");
+    /* Nothing was written for any of those. */
+    struct stat sb;
+    char *out = cvm_test_path(dir, "out");
+    assert_int_not_equal(stat(out, &sb), 0); /* no output directory was even created */
+    free(out);
+}
+
+static void test_data_errors(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("nofile.yaml", "input:\n  transactions:\n    path: nothere.csv\n");
+    assert_int_equal(cvm("run nofile.yaml --out out"), 3);
+    expect_err("nothere.csv");
+    write_in_dir("nocol.yaml", "input:\n  transactions:\n    path: t.csv\n    columns:\n      customer: cust\n");
+    assert_int_equal(cvm("run nocol.yaml --out out"), 3);
+    expect_err("t.csv:1");
+    expect_err("'cust'");
+    /* A good run, then one with too many rejects: the first stays latest. */
+    write_in_dir("ok.yaml", "job:\n  name: j\ninput:\n  transactions:\n    path: t.csv\n");
+    assert_int_equal(cvm("run ok.yaml --out out"), 0);
+    char p[4200];
+    snprintf(p, sizeof p, "%s/out/latest", dir);
+    char first[4200] = "";
+    assert_true(readlink(p, first, sizeof first - 1) > 0);
+    write_in_dir("t.csv", "order_id,customer_id,date,product_id,quantity,unit_price\n"
+                          "O1,C1,2024-01-05,P1,2,10.00\n"
+                          "O2,,2024-01-06,P1,1,10.00\n"
+                          "O3,C1,2024-13-01,P2,1,5.50\n");
+    assert_int_equal(cvm("run ok.yaml --out out"), 3);
+    expect_err("above cleaning.max_reject_ratio");
+    char now[4200] = "";
+    assert_true(readlink(p, now, sizeof now - 1) > 0);
+    assert_string_equal(first, now);
+    /* The evidence is kept in failed-*: rejects.csv with line and reason. */
+    assert_int_equal(cvm_test_system("ls -d '%s'/out/failed-j-* > /dev/null", dir), 0);
+    assert_int_equal(cvm_test_system("grep -q '^.*t.csv,3,2,customer_id,missing_customer' '%s'/out/failed-j-*/rejects.csv", dir), 0);
+    assert_int_equal(cvm_test_system("grep -q 't.csv,4,3,date,bad_date' '%s'/out/failed-j-*/rejects.csv", dir), 0);
+    /* No temporary directory is left behind. */
+    assert_int_not_equal(cvm_test_system("ls -d '%s'/out/.tmp-* 2>/dev/null | grep -q .", dir), 0);
+    /* Allowed by a higher threshold. */
+    assert_int_equal(cvm("run ok.yaml --out out --set cleaning.max_reject_ratio=0.9"), 0);
+}
+
+static void test_output_errors(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("ok.yaml", "input:\n  transactions:\n    path: t.csv\n");
+    write_in_dir("afile", "not a directory\n");
+    assert_int_equal(cvm("run ok.yaml --out afile/sub"), 4);
+    expect_err("afile");
+}
+
+static void test_validate_and_config(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("ok.yaml", "job:\n  name: v\ninput:\n  transactions:\n    path: t.csv\n");
+    assert_int_equal(cvm("validate ok.yaml --out out"), 0);
+    assert_int_equal(cvm_test_system("ls '%s'/out/v-validate-*/rejects.csv > /dev/null", dir), 0);
+    assert_int_equal(cvm_test_system("test ! -e '%s'/out/latest", dir), 0);
+    assert_int_equal(cvm_test_system("test ! -e '%s'/out/v-validate-*/segments.csv", dir), 0);
+    assert_int_equal(cvm("config ok.yaml --set rfm.bins=3"), 0);
+    assert_int_equal(cvm_test_system("grep -q '  bins: 3' '%s/stdout.txt'", dir), 0);
+    assert_int_equal(cvm_test_system("grep -q 'path: t.csv' '%s/stdout.txt'", dir), 0);
+}
+
+static void test_docs_are_current(void **state)
+{
+    (void)state;
+    /* docs/config.md and jobs/template.yaml are generated from the schema. */
+    assert_int_equal(cvm_test_system("'%s' config - --markdown > '%s/md' && tail -n +5 '%s/docs/config.md' | diff -q - '%s/md'",
+                                     cvm_test_binary(), dir, cvm_test_source_dir(), dir), 0);
+    assert_int_equal(cvm_test_system("'%s' config - --docs > '%s/tpl' && tail -n +3 '%s/jobs/template.yaml' | diff -q - '%s/tpl'",
+                                     cvm_test_binary(), dir, cvm_test_source_dir(), dir), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_errors_name_the_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validate_and_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_docs_are_current, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
