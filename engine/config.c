@@ -413,6 +413,10 @@ typedef struct {
 static void guess_try(cfg_guess *g, const char *name, size_t nlen, const char *cand,
                       size_t clen)
 {
+    /* The distance is at least the length difference and never accepted
+     * above 3, so most candidates are ruled out without the O(n*m) pass. */
+    if ((nlen > clen ? nlen - clen : clen - nlen) > 3)
+        return;
     size_t d = edit_distance(name, nlen, cand, clen);
     if (d < g->dist) {
         g->dist = d;

@@ -394,7 +394,9 @@ int cvm_csv_read_header(const char *path, char delim, char ***names, size_t *n,
                 st.rec_start_off = (uint64_t)(q - buf);
                 st.rec_line = line;
             }
-            csv_parse(&st.p, q, (size_t)(next - q), on_field, on_record, &st);
+            if (csv_parse(&st.p, q, (size_t)(next - q), on_field, on_record, &st) !=
+                    (size_t)(next - q) && st.status == CVM_OK)
+                st.status = CVM_FAIL(err, CVM_ENOMEM, "%s: out of memory reading the header", path);
             if (nl)
                 line++;
             q = next;
