@@ -34,6 +34,7 @@ static uint64_t hash_block(const unsigned char *p, size_t n, uint64_t seed)
 
 int cvm_file_checksum(const char *path, int threads, uint64_t *hash, uint64_t *size, cvm_err *err)
 {
+    (void)threads; /* unused without OpenMP */
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return CVM_FAIL(err, CVM_EIO, "%s: cannot open: %s", path, strerror(errno));

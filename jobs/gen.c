@@ -368,7 +368,8 @@ typedef struct gen_cust {
     int16_t sat10;       /* satisfaction x10, -1 when empty */
     int16_t influence;   /* -1 when empty */
     uint16_t complaints;
-    double disc;         /* price factor on list price */
+    double disc;         /* price factor on list price; for distributors the
+                            share of the list margin they leave us */
     double cbase;        /* natural cycle before span limits and scaling */
     double f0;           /* planted order count before scaling */
     double u_r, u_s;     /* where the last order falls; how much span is used */
@@ -429,9 +430,11 @@ typedef struct gen_chunk {
     size_t cap;
 } gen_chunk;
 
+/* Customers per unit of work: the output never depends on it, only the
+ * balance between threads does. */
 #define BLOCK_CUSTOMERS 64
 #define CHUNK_LINES 32768
-#define MAX_LINE_BYTES 192
+#define MAX_LINE_BYTES 192 /* longest possible line, damaged ones included */
 
 typedef struct gen_ctx {
     const cvm_gen_params *p;
@@ -527,7 +530,7 @@ static int setup_calendar(gen_ctx *g, cvm_err *err)
     g->lam = cvm_malloc((size_t)D * sizeof *g->lam);
     g->lcum = cvm_malloc(((size_t)D + 1) * sizeof *g->lcum);
     if (!g->dstr || !g->wday || !g->lam || !g->lcum)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for %d days", D);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory for %d days", D);
     g->lcum[0] = 0;
     for (int d = 0; d < D; d++) {
         int y, m, dd;
@@ -702,7 +705,7 @@ static int setup_catalogue(gen_ctx *g, cvm_err *err)
         product_name(&r, cat, name, sizeof name);
         g->pname[i] = cvm_strdup(name);
         if (g->pname[i] == NULL)
-            return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for product names");
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory for product names");
     }
     static const char *const code_id[3] = {"POSTAGE", "FEE-HANDLING", "ADJ"};
     static const char *const code_name[3] = {"Postage and packing", "Handling fee, small orders",
@@ -716,7 +719,7 @@ static int setup_catalogue(gen_ctx *g, cvm_err *err)
         snprintf(g->pid[N_PRODUCTS + i], sizeof g->pid[0], "%s", code_id[i]);
         g->pname[N_PRODUCTS + i] = cvm_strdup(code_name[i]);
         if (g->pname[N_PRODUCTS + i] == NULL)
-            return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for product names");
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory for product names");
     }
     for (int i = 0; i < N_ITEMS; i++)
         g->pidlen[i] = (uint8_t)strlen(g->pid[i]);
@@ -757,7 +760,7 @@ static int setup_catalogue(gen_ctx *g, cvm_err *err)
 
     g->alias = cvm_malloc(N_TYPES * sizeof *g->alias);
     if (g->alias == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for popularity tables");
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory for popularity tables");
     for (int t = 0; t < N_TYPES; t++) {
         double w[N_PRODUCTS];
         for (int i = 0; i < N_PRODUCTS; i++)
@@ -1023,9 +1026,10 @@ static int make_return(const gen_ctx *g, gen_block *b, rng_t *r, int day)
     uint32_t n = src->nlines, nprod = 0;
     for (uint32_t i = 0; i < n; i++)
         nprod += b->lines[off + i].prod < N_PRODUCTS;
-    int rday = shift_weekday(g, r, day + 2 + (int)rng_below(r, 9), 0.02);
+    int rday = day + 2 + (int)rng_below(r, 9);
     if (nprod == 0 || rday >= g->days)
-        return CVM_OK;
+        return CVM_OK; /* would fall after the export */
+    rday = shift_weekday(g, r, rday, 0.02);
     uint32_t want = 1 + (rng_u01(r) < 0.3) + (rng_u01(r) < 0.1);
     if (want > nprod)
         want = nprod;
@@ -1171,7 +1175,7 @@ static int gen_pass(gen_ctx *g, double s, uint64_t *lines, cvm_err *err)
     g->nblocks = (g->ncust + BLOCK_CUSTOMERS - 1) / BLOCK_CUSTOMERS;
     g->blocks = cvm_calloc(g->nblocks, sizeof *g->blocks);
     if (g->blocks == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for %zu blocks", g->nblocks);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory for %zu blocks", g->nblocks);
     g->scale = s;
     long nb = (long)g->nblocks;
     const gen_ctx *cg = g;
@@ -1191,7 +1195,7 @@ static int gen_pass(gen_ctx *g, double s, uint64_t *lines, cvm_err *err)
     uint64_t good = 0;
     for (size_t i = 0; i < g->nblocks; i++) {
         if (g->blocks[i].status != CVM_OK)
-            return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory generating orders");
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory generating orders");
         good += g->blocks[i].nlines;
     }
     *lines = good + bad_count(good, g->p->bad_row_share);
@@ -1240,12 +1244,12 @@ static int assemble(gen_ctx *g, cvm_err *err)
     for (size_t i = 0; i < g->nblocks; i++)
         n += g->blocks[i].norders;
     if (n >= UINT32_MAX)
-        return CVM_FAIL(err, CVM_ELIMIT, "gen: too many orders (%zu)", n);
+        return CVM_FAIL(err, CVM_ELIMIT, "too many orders (%zu)", n);
     g->norders = n;
     g->orders = cvm_malloc((n ? n : 1) * sizeof *g->orders);
     g->keys = cvm_malloc((n ? n : 1) * sizeof *g->keys);
     if (g->orders == NULL || g->keys == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for %zu orders", n);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory for %zu orders", n);
     size_t k = 0;
     g->nreturns = 0;
     g->good_lines = 0;
@@ -1260,7 +1264,7 @@ static int assemble(gen_ctx *g, cvm_err *err)
         g->good_lines += b->nlines;
     }
     if (radix_sort_u64(g->keys, n) != CVM_OK)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory sorting orders");
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting orders");
 
     /* Bundles' truth over the SO orders, exactly as a miner would see them. */
     uint64_t n_first[N_BUNDLES] = {0}, n_rest[N_BUNDLES] = {0}, n_all[N_BUNDLES] = {0};
@@ -1306,7 +1310,7 @@ static int assemble(gen_ctx *g, cvm_err *err)
         g->nbad = (size_t)g->good_lines;
     g->bad = cvm_malloc((g->nbad ? g->nbad : 1) * sizeof *g->bad);
     if (g->bad == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for %zu bad rows", g->nbad);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory for %zu bad rows", g->nbad);
     rng_t r;
     rng_seed(&r, g->seed, ST_BADROWS, 0);
     size_t need = g->nbad, got = 0;
@@ -1339,7 +1343,7 @@ static int out_open(gen_out *o, const char *dir, const char *name, cvm_err *err)
     o->path = cvm_malloc(n);
     o->tmp = cvm_malloc(n);
     if (o->path == NULL || o->tmp == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory");
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
     snprintf(o->path, n, "%s/%s", dir, name);
     snprintf(o->tmp, n, "%s/%s.tmp", dir, name);
     o->f = fopen(o->tmp, "wb");
@@ -1393,7 +1397,7 @@ static int make_dirs(const char *dir, cvm_err *err)
 {
     char *d = cvm_strdup(dir);
     if (d == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory");
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
     size_t n = strlen(d);
     while (n > 1 && d[n - 1] == '/')
         d[--n] = '\0';
@@ -1439,16 +1443,15 @@ static char *emit_bad(char *p, const char *oid, uint32_t lineno, const char *cid
     if (kind == BAD_NUMBER) {
         if (variant == 0) {
             strcat(f[5], "x");
-        } else if (variant == 1) {
-            char *dot = strchr(f[6], '.');
-            *dot = ',';
-            char t[64];
-            snprintf(t, sizeof t, "\"%s\"", f[6]);
-            memcpy(f[6], t, sizeof t);
+        } else if (variant == 1) { /* decimal comma, quoted as a spreadsheet would */
+            size_t n = strlen(f[6]);
+            *strchr(f[6], '.') = ',';
+            memmove(f[6] + 1, f[6], n);
+            f[6][0] = '"';
+            f[6][n + 1] = '"';
+            f[6][n + 2] = '\0';
         } else {
-            char t[64];
-            snprintf(t, sizeof t, "%s EUR", f[7]);
-            memcpy(f[7], t, sizeof t);
+            strcat(f[7], " EUR");
         }
     } else if (kind == BAD_DATE) {
         switch (variant) {
@@ -1544,7 +1547,7 @@ static int write_transactions(gen_ctx *g, const char *dir, size_t *bytes, cvm_er
     size_t cap_chunks = 16, nch = 0;
     gen_chunk *ch = cvm_malloc(cap_chunks * sizeof *ch);
     if (ch == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory");
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
     uint64_t good = 0;
     size_t bi = 0, maxcap = 0;
     uint32_t so = 0, rt = 0;
@@ -1553,7 +1556,7 @@ static int write_transactions(gen_ctx *g, const char *dir, size_t *bytes, cvm_er
             gen_chunk *t = cvm_reallocarray(ch, cap_chunks * 2, sizeof *ch);
             if (t == NULL) {
                 cvm_free(ch);
-                return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory");
+                return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
             }
             ch = t;
             cap_chunks *= 2;
@@ -1593,10 +1596,10 @@ static int write_transactions(gen_ctx *g, const char *dir, size_t *bytes, cvm_er
     if (rc == CVM_OK) {
         bufs = cvm_calloc((size_t)nt, sizeof *bufs);
         if (bufs == NULL)
-            rc = CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory");
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
         for (int t = 0; rc == CVM_OK && t < nt; t++)
             if ((bufs[t] = cvm_malloc(maxcap ? maxcap : 1)) == NULL)
-                rc = CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for output buffers");
+                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory for output buffers");
     }
     size_t total = sizeof tx_header - 1;
     if (rc == CVM_OK) {
@@ -1668,7 +1671,7 @@ static char *text_room(gen_text *t, size_t need)
 static int text_flush(gen_text *t, gen_out *o, cvm_err *err)
 {
     if (t->oom)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory writing %s", o->path);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory writing %s", o->path);
     int rc = out_write(o, t->buf, t->len, err);
     t->len = 0;
     return rc;
@@ -1976,7 +1979,7 @@ static int write_interactions(const gen_ctx *g, const char *dir, cvm_err *err)
         cvm_free(ev);
     }
     if (oom)
-        rc = CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory writing %s", o.tmp);
+        rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory writing %s", o.tmp);
     else if (werr)
         rc = CVM_FAIL(err, CVM_EIO, "cannot write %s: %s", o.tmp, strerror(wno));
     if (rc == CVM_OK)
@@ -2151,7 +2154,7 @@ static int scale_to_target(gen_ctx *g, uint64_t target, cvm_err *err)
     if (fabs((double)lines - (double)target) <= 0.01 * (double)target)
         return CVM_OK;
     return CVM_FAIL(err, CVM_EINVAL,
-                    "gen: target_lines %llu cannot be reached with %zu customers "
+                    "target_lines %llu cannot be reached with %zu customers "
                     "(closest: %llu lines); change customers",
                     (unsigned long long)target, g->ncust, (unsigned long long)lines);
 }
@@ -2160,10 +2163,10 @@ int cvm_gen_run(const cvm_gen_params *p, cvm_gen_stats *stats, cvm_err *err)
 {
     const char *why = cvm_gen_params_check(p);
     if (why != NULL)
-        return CVM_FAIL(err, CVM_EINVAL, "gen: %s", why);
+        return CVM_FAIL(err, CVM_EINVAL, "%s", why);
     gen_ctx *g = cvm_calloc(1, sizeof *g);
     if (g == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory");
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
     int rc;
     g->p = p;
     g->seed = p->seed;
@@ -2185,7 +2188,7 @@ int cvm_gen_run(const cvm_gen_params *p, cvm_gen_stats *stats, cvm_err *err)
         g->cust = cvm_calloc(g->ncust, sizeof *g->cust);
         g->cid = cvm_calloc(g->ncust, sizeof *g->cid);
         if (g->cust == NULL || g->cid == NULL)
-            rc = CVM_FAIL(err, CVM_ENOMEM, "gen: out of memory for %zu customers", g->ncust);
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory for %zu customers", g->ncust);
     }
     if (rc == CVM_OK) {
         long n = (long)g->ncust;

@@ -36,22 +36,23 @@
 #include "error.h"
 
 typedef struct cvm_gen_params {
-    size_t customers;      /* number of customers (default 2000) */
+    size_t customers;      /* number of customers (default 2000, 1-999999) */
     size_t target_lines;   /* 0: as many lines as the customers' behaviour gives;
                               >0: scale the history so transactions.csv has
-                              this many lines (±1%) */
+                              this many lines (±1%) by scaling the order
+                              rates; at least `customers` */
     uint64_t seed;         /* default 1 */
     const char *out_dir;   /* required */
     const char *start;     /* first day of history, "2023-01-01" */
-    int days;              /* history length in days (default 730) */
-    double bad_row_share;  /* share of deliberately bad rows (default 0.002) */
-    double return_share;   /* share of orders later partly returned (default 0.02) */
+    int days;              /* history length in days (default 730, 90-36500) */
+    double bad_row_share;  /* share of deliberately bad rows (default 0.002, <= 0.5) */
+    double return_share;   /* share of orders later partly returned (default 0.02, <= 0.5) */
     int threads;           /* 0 = OpenMP default */
 } cvm_gen_params;
 
 typedef struct cvm_gen_stats {
     size_t lines;          /* data lines written to transactions.csv (no header) */
-    size_t orders;
+    size_t orders;         /* SO and RT orders */
     size_t bad_rows;
     size_t bytes;          /* size of transactions.csv */
     size_t returns;        /* RT orders among orders */

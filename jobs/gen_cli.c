@@ -34,12 +34,12 @@ static int parse_u64(const char *opt, const char *s, uint64_t max, uint64_t *out
 {
     char *end;
     if (s[0] < '0' || s[0] > '9')
-        return CVM_FAIL(err, CVM_EINVAL, "gen: %s expects a non-negative integer, got '%s'", opt,
+        return CVM_FAIL(err, CVM_EINVAL, "%s expects a non-negative integer, got '%s'", opt,
                         s);
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno != 0 || *end != '\0' || v > max)
-        return CVM_FAIL(err, CVM_EINVAL, "gen: %s expects an integer from 0 to %llu, got '%s'",
+        return CVM_FAIL(err, CVM_EINVAL, "%s expects an integer from 0 to %llu, got '%s'",
                         opt, (unsigned long long)max, s);
     *out = v;
     return CVM_OK;
@@ -51,7 +51,7 @@ static int parse_share(const char *opt, const char *s, double *out, cvm_err *err
     errno = 0;
     double v = strtod(s, &end);
     if (s[0] == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 0.5)
-        return CVM_FAIL(err, CVM_EINVAL, "gen: %s expects a share from 0 to 0.5, got '%s'", opt,
+        return CVM_FAIL(err, CVM_EINVAL, "%s expects a share from 0 to 0.5, got '%s'", opt,
                         s);
     *out = v;
     return CVM_OK;
@@ -68,14 +68,14 @@ int cvm_gen_cli(int argc, char **argv, cvm_err *err)
             return CVM_OK;
         }
         if (strncmp(a, "--", 2) != 0)
-            return CVM_FAIL(err, CVM_EINVAL, "gen: unexpected argument '%s' (see cvm gen --help)",
+            return CVM_FAIL(err, CVM_EINVAL, "unexpected argument '%s' (see cvm gen --help)",
                             a);
         /* --opt value and --opt=value */
         char name[32];
         const char *val = NULL, *eq = strchr(a, '=');
         size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
         if (nlen >= sizeof name)
-            return CVM_FAIL(err, CVM_EINVAL, "gen: unknown option '%s' (see cvm gen --help)", a);
+            return CVM_FAIL(err, CVM_EINVAL, "unknown option '%s' (see cvm gen --help)", a);
         memcpy(name, a, nlen);
         name[nlen] = '\0';
         static const char *const known[] = {"--customers", "--seed",     "--out",
@@ -86,13 +86,13 @@ int cvm_gen_cli(int argc, char **argv, cvm_err *err)
             if (strcmp(name, known[j]) == 0)
                 k = j;
         if (k < 0)
-            return CVM_FAIL(err, CVM_EINVAL, "gen: unknown option '%s' (see cvm gen --help)",
+            return CVM_FAIL(err, CVM_EINVAL, "unknown option '%s' (see cvm gen --help)",
                             name);
         if (eq != NULL) {
             val = eq + 1;
         } else {
             if (i + 1 >= argc)
-                return CVM_FAIL(err, CVM_EINVAL, "gen: option %s needs a value", name);
+                return CVM_FAIL(err, CVM_EINVAL, "option %s needs a value", name);
             val = argv[++i];
         }
         uint64_t u = 0;
@@ -107,7 +107,7 @@ int cvm_gen_cli(int argc, char **argv, cvm_err *err)
             break;
         case 2:
             if (val[0] == '\0')
-                return CVM_FAIL(err, CVM_EINVAL, "gen: --out expects a directory");
+                return CVM_FAIL(err, CVM_EINVAL, "--out expects a directory");
             p.out_dir = val;
             break;
         case 3:
@@ -134,7 +134,7 @@ int cvm_gen_cli(int argc, char **argv, cvm_err *err)
         }
     }
     if (p.out_dir == NULL)
-        return CVM_FAIL(err, CVM_EINVAL, "gen: --out DIR is required (see cvm gen --help)");
+        return CVM_FAIL(err, CVM_EINVAL, "--out DIR is required (see cvm gen --help)");
     const char *why = cvm_gen_params_check(&p);
     if (why != NULL) {
         /* the reasons start with the parameter's name; say which option */
@@ -144,8 +144,8 @@ int cvm_gen_cli(int argc, char **argv, cvm_err *err)
                                              {"return", "--returns"},      {"out_dir", "--out"}};
         for (size_t j = 0; j < sizeof map / sizeof map[0]; j++)
             if (strncmp(why, map[j][0], strlen(map[j][0])) == 0)
-                return CVM_FAIL(err, CVM_EINVAL, "gen: %s: %s", map[j][1], why);
-        return CVM_FAIL(err, CVM_EINVAL, "gen: %s", why);
+                return CVM_FAIL(err, CVM_EINVAL, "%s: %s", map[j][1], why);
+        return CVM_FAIL(err, CVM_EINVAL, "%s", why);
     }
     cvm_gen_stats st;
     CVM_TRY(cvm_gen_run(&p, &st, err));

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "gen.h"
 #include "gen_cli.h"
@@ -269,7 +271,7 @@ typedef struct txrow {
     long qty, price, cost;
 } txrow;
 
-enum { R_OK, R_MISSING_CUSTOMER, R_BAD_NUMBER, R_BAD_DATE, R_FIELD_COUNT, R_OTHER };
+enum { ROW_OK, ROW_MISSING_CUSTOMER, ROW_BAD_NUMBER, ROW_BAD_DATE, ROW_FIELD_COUNT, ROW_OTHER };
 static const char *const reason_name[] = {"ok",       "missing_customer", "bad_number",
                                           "bad_date", "field_count",      "other"};
 
@@ -277,29 +279,29 @@ static const char *const reason_name[] = {"ok",       "missing_customer", "bad_n
 static int check_tx(const rec *r, txrow *out)
 {
     if (r->nf != 8)
-        return R_FIELD_COUNT;
+        return ROW_FIELD_COUNT;
     const char *const *f = (const char *const *)r->f;
     if (f[2][0] == '\0')
-        return R_MISSING_CUSTOMER;
+        return ROW_MISSING_CUSTOMER;
     if (parse_datetime(f[3], &out->tod) < 0)
-        return R_BAD_DATE;
+        return ROW_BAD_DATE;
     if (!parse_int(f[5], &out->qty) || !parse_money(f[6], &out->price) ||
         !parse_money(f[7], &out->cost))
-        return R_BAD_NUMBER;
+        return ROW_BAD_NUMBER;
     if (strlen(f[0]) != 11 || (strncmp(f[0], "SO", 2) != 0 && strncmp(f[0], "RT", 2) != 0) ||
         !all_digits(f[0] + 2, 9))
-        return R_OTHER;
+        return ROW_OTHER;
     if (!parse_int(f[1], &out->line) || out->line < 1)
-        return R_OTHER;
+        return ROW_OTHER;
     if ((out->cust = parse_customer(f[2])) == 0)
-        return R_OTHER;
+        return ROW_OTHER;
     if ((out->prod = parse_product(f[4])) < 0)
-        return R_OTHER;
+        return ROW_OTHER;
     if (out->qty == 0 || out->cost < 0)
-        return R_OTHER;
+        return ROW_OTHER;
     memcpy(out->oid, f[0], 12);
     out->day = parse_datetime(f[3], &out->tod);
-    return R_OK;
+    return ROW_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -356,7 +358,7 @@ static int setup_dataset(void **state)
         long line = atol(ds.t_bad.rows[i].f[0]);
         assert_true(line >= 2 && (size_t)line <= ds.tx.n);
         int reason = -1;
-        for (int k = R_MISSING_CUSTOMER; k <= R_FIELD_COUNT; k++)
+        for (int k = ROW_MISSING_CUSTOMER; k <= ROW_FIELD_COUNT; k++)
             if (strcmp(ds.t_bad.rows[i].f[1], reason_name[k]) == 0)
                 reason = k;
         assert_true(reason > 0);
@@ -368,7 +370,7 @@ static int setup_dataset(void **state)
         if (ds.bad_of_line[i + 1])
             continue;
         txrow r;
-        if (check_tx(&ds.tx.rows[i], &r) == R_OK) {
+        if (check_tx(&ds.tx.rows[i], &r) == ROW_OK) {
             r.day -= ds.day0;
             ds.rows[ds.nrows++] = r;
         }
@@ -471,7 +473,7 @@ static void test_bad_rows_match_truth(void **state)
     /* share as asked, and every kind present */
     assert_close((double)nbad / (double)(ds.tx.n - 1), ds.p.bad_row_share, 0.02, 0.0,
                  "bad row share");
-    for (int k = R_MISSING_CUSTOMER; k <= R_FIELD_COUNT; k++)
+    for (int k = ROW_MISSING_CUSTOMER; k <= ROW_FIELD_COUNT; k++)
         assert_true(kinds[k] > 0);
     /* truth lines are sorted and unique */
     for (size_t i = 2; i < ds.t_bad.n; i++)
@@ -1042,7 +1044,7 @@ static void test_no_bad_rows_no_returns(void **state)
     int64_t day0 = parse_day("2020-02-29");
     for (size_t i = 1; i < t.n; i++) {
         txrow r;
-        assert_int_equal(check_tx(&t.rows[i], &r), R_OK);
+        assert_int_equal(check_tx(&t.rows[i], &r), ROW_OK);
         assert_true(r.oid[0] == 'S');
         assert_true(r.day >= day0 && r.day < day0 + 400);
     }
@@ -1109,6 +1111,76 @@ static void test_io_error(void **state)
     assert_non_null(strstr(err.msg, "plain"));
     cvm_test_rmtree(d);
     free(sub), free(file), free(d);
+}
+
+/* Every allocation failure comes back as CVM_ENOMEM, without leaks. */
+static long oom_left, oom_live;
+static int oom_hit;
+static void *oom_malloc(size_t n, void *ctx)
+{
+    (void)ctx;
+    if (oom_left-- <= 0) {
+        oom_hit = 1;
+        return NULL;
+    }
+    void *p = malloc(n);
+    oom_live += p != NULL;
+    return p;
+}
+static void *oom_realloc(void *p, size_t n, void *ctx)
+{
+    (void)ctx;
+    if (oom_left-- <= 0) {
+        oom_hit = 1;
+        return NULL;
+    }
+    void *q = realloc(p, n);
+    oom_live += q != NULL && p == NULL;
+    return q;
+}
+static void oom_free(void *p, void *ctx)
+{
+    (void)ctx;
+    oom_live--;
+    free(p);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    char *d = cvm_test_mkdtemp("gen-oom");
+    cvm_gen_params p;
+    cvm_gen_params_default(&p);
+    p.customers = 150; /* three blocks of customers */
+    p.days = 120;
+    p.threads = 1;
+    p.out_dir = d;
+    cvm_allocator a = {oom_malloc, oom_realloc, oom_free, NULL};
+    cvm_set_allocator(&a);
+    oom_left = 1L << 40;
+    oom_live = 0;
+    cvm_err err = {0};
+    int rc = cvm_gen_run(&p, NULL, &err);
+    long total = (1L << 40) - oom_left;
+    assert_int_equal(rc, CVM_OK);
+    assert_int_equal(oom_live, 0);
+    assert_true(total > 100);
+    for (long k = 0; k < total; k += k < 100 ? 1 : 7) {
+        oom_left = k;
+        oom_live = 0;
+        oom_hit = 0;
+        memset(&err, 0, sizeof err);
+        rc = cvm_gen_run(&p, NULL, &err);
+        if (rc != (oom_hit ? CVM_ENOMEM : CVM_OK) || oom_live != 0) {
+            cvm_set_allocator(NULL);
+            print_error("failing allocation #%ld: rc %d (%s), %ld blocks leaked\n", k, rc,
+                        err.msg, oom_live);
+            fail();
+        }
+    }
+    cvm_set_allocator(NULL);
+    cvm_test_rmtree(d);
+    free(d);
 }
 
 static int cli(const char *const *args, int n, cvm_err *err)
@@ -1191,6 +1263,38 @@ static void test_cli(void **state)
     free(d2), free(out), free(d);
 }
 
+/* The cvm executable in a separate process gives the same bytes as the
+ * library here, and maps bad usage to exit code 2. */
+static void test_binary(void **state)
+{
+    (void)state;
+    const char *bin = cvm_test_binary();
+    /* CTest always sets CVM_BINARY; a missing binary is a failure, not a skip. */
+    if (access(bin, X_OK) != 0)
+        fail_msg("cvm executable not found at %s", bin);
+    char *d1 = cvm_test_mkdtemp("gen-bin1"), *d2 = cvm_test_mkdtemp("gen-bin2");
+    assert_int_equal(cvm_test_system("'%s' gen --customers 300 --seed 21 --out '%s' --threads 1 "
+                                     "2>/dev/null",
+                                     bin, d1),
+                     0);
+    cvm_gen_params p;
+    cvm_gen_stats st;
+    cvm_gen_params_default(&p);
+    p.customers = 300;
+    p.seed = 21;
+    p.out_dir = d2;
+    p.threads = 2;
+    run_ok(&p, &st);
+    for (size_t i = 0; i < sizeof all_files / sizeof all_files[0]; i++)
+        if (!same_file(d1, d2, all_files[i])) {
+            print_error("%s differs between the cvm process and the library\n", all_files[i]);
+            fail();
+        }
+    assert_int_equal(cvm_test_system("'%s' gen --out '%s' --bogus 2>/dev/null", bin, d1), 2);
+    cvm_test_rmtree(d1), cvm_test_rmtree(d2);
+    free(d1), free(d2);
+}
+
 int main(void)
 {
     const struct CMUnitTest shared[] = {
@@ -1206,7 +1310,8 @@ int main(void)
     const struct CMUnitTest separate[] = {
         cmocka_unit_test(test_params_check),  cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_target_lines),  cmocka_unit_test(test_no_bad_rows_no_returns),
-        cmocka_unit_test(test_io_error),      cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_io_error),      cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_cli),           cmocka_unit_test(test_binary),
     };
     int failed = cmocka_run_group_tests_name("gen: shared data set", shared, setup_dataset,
                                              teardown_dataset);
