@@ -381,6 +381,7 @@ static int cmp_day_pos(const void *a, const void *b)
 
 static int sort_within_customers(cvm_txn_table *t, int threads, cvm_err *err)
 {
+    (void)threads; /* unused without OpenMP */
     int status = CVM_OK;
     long nc = (long)t->n_customers;
 #pragma omp parallel num_threads(threads) default(none) shared(t, nc, status)
