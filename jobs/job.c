@@ -888,11 +888,23 @@ static int publish(run *R, const char *status, cvm_err *err)
         p = cvm_rundir_path(&R->rd, "segments.csv");
         rc = p ? cvm_publish_custtab_csv(R->ct, p, err) : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
         cvm_free(p);
+        /* The schema of segments.csv travels with the data, for BI tools. */
+        static const char *const type_name[] = {"integer", "number", "string", "date"};
         json_t *cols = json_array();
-        for (size_t i = 0; i < R->ct->n_cols; i++)
-            json_array_append_new(cols, json_string(R->ct->cols[i]->name));
+        for (size_t i = 0; i < R->ct->n_cols; i++) {
+            const cvm_column *col = R->ct->cols[i];
+            json_t *cj = json_object();
+            json_object_set_new(cj, "name", json_string(col->name));
+            json_object_set_new(cj, "type", json_string(type_name[col->type]));
+            json_object_set_new(cj, "unit", json_string(col->unit));
+            json_object_set_new(cj, "doc", json_string(col->doc));
+            json_array_append_new(cols, cj);
+        }
+        json_t *seg = json_object();
+        json_object_set_new(seg, "rows", json_integer((json_int_t)R->ct->n_rows));
+        json_object_set_new(seg, "columns", cols);
         json_t *out = json_object();
-        json_object_set_new(out, "segments.csv", cols);
+        json_object_set_new(out, "segments.csv", seg);
         json_object_set_new(S, "outputs", out);
     }
     if (rc == CVM_OK) {
