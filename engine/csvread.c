@@ -499,6 +499,8 @@ static int parse_region(int fd, const char *path, char delim, uint64_t start, ui
     st.fast = !ops->libcsv_only;
     *res = parse_buffer(&st, *buf, len, start, at_eof);
     state_free(&st);
+    if (res->status == CVM_OK && ops->end)
+        res->status = ops->end(ctx, err);
     return res->status;
 }
 

@@ -59,6 +59,8 @@ typedef struct cvm_csv_chunk_ops {
     void *(*begin)(void *user, size_t chunk);           /* NULL = ENOMEM */
     cvm_csv_record_fn record;                           /* called with the chunk's ctx */
     void (*discard)(void *user, void *chunk_ctx);       /* drop a chunk's partial results */
+    int (*end)(void *chunk_ctx, cvm_err *err);          /* optional: the chunk is complete
+                                                           (e.g. shrink its buffers) */
     bool libcsv_only;  /* false: lines without a quote or a lone CR are split
                           by a memchr fast path that yields exactly libcsv's
                           fields (blanks trimmed, blank lines skipped); every

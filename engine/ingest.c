@@ -110,7 +110,7 @@ static void chunk_discard(void *user, void *ctx)
 
 static int chunk_grow(chunk *c, cvm_err *err)
 {
-    size_t cap = c->cap ? c->cap * 2 : 1 << 16;
+    size_t cap = c->cap ? c->cap + c->cap / 2 : 1 << 16;
 #define GROW(f)                                                   \
     do {                                                          \
         void *p = cvm_reallocarray(c->f, cap, sizeof *c->f);      \
@@ -129,6 +129,35 @@ static int chunk_grow(chunk *c, cvm_err *err)
     GROW(line);
 #undef GROW
     c->cap = cap;
+    return CVM_OK;
+}
+
+/* A parsed chunk keeps exactly its rows: the growth slack of up to half the
+ * arrays would otherwise add up over all chunks to the peak memory. */
+static int chunk_end(void *ctx, cvm_err *err)
+{
+    chunk *c = ctx;
+    if (c->n == 0 || c->n == c->cap)
+        return CVM_OK;
+    size_t n = c->n;
+#define SHRINK(f)                                             \
+    do {                                                      \
+        void *p = cvm_reallocarray(c->f, n, sizeof *c->f);    \
+        if (p == NULL)                                        \
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory shrinking ingest buffers"); \
+        c->f = p;                                             \
+    } while (0)
+    SHRINK(cust);
+    SHRINK(order);
+    SHRINK(day);
+    SHRINK(prod);
+    SHRINK(qty);
+    SHRINK(rev);
+    SHRINK(cost);
+    SHRINK(flags);
+    SHRINK(line);
+#undef SHRINK
+    c->cap = n;
     return CVM_OK;
 }
 
@@ -314,24 +343,148 @@ typedef struct merge_maps {
     int32_t **cust, **order, **prod;  /* per chunk: local id -> global id */
 } merge_maps;
 
-/* Interns every chunk's local strings into g in chunk order (first
- * appearance order), writing local->global maps. */
-static int merge_dict(cvm_dict *g, chunk **cs, size_t n, size_t which, int32_t **maps,
-                      cvm_err *err)
+/* Merges the chunks' local dictionaries (which = 0 customers, 1 orders,
+ * 2 products) into g with ids in first-appearance order (chunk order, then
+ * local order): exactly what interning every string serially would give,
+ * but done in parallel over hash partitions. Each string lives in one
+ * partition, and a partition visits the chunks in order, so it sees every
+ * string's first appearance first. maps[k][l] receives the global id. */
+#define MERGE_PARTS 256
+
+static cvm_dict *chunk_dict(chunk *c, size_t which)
 {
-    for (size_t k = 0; k < n; k++) {
-        cvm_dict *d = which == 0 ? cs[k]->dcust : which == 1 ? cs[k]->dorder : cs[k]->dprod;
-        size_t m = cvm_dict_size(d);
-        maps[k] = cvm_malloc((m ? m : 1) * sizeof(int32_t));
-        if (maps[k] == NULL)
-            return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
-        for (size_t i = 0; i < m; i++) {
-            int32_t id = cvm_dict_intern(g, cvm_dict_str(d, (int32_t)i), cvm_dict_len(d, (int32_t)i));
-            if (id < 0)
-                return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
-            maps[k][i] = id;
+    return which == 0 ? c->dcust : which == 1 ? c->dorder : c->dprod;
+}
+
+static int merge_dict(cvm_dict *g, chunk **cs, size_t nk, size_t which, int32_t **maps,
+                      int threads, cvm_err *err)
+{
+    size_t *base = cvm_calloc(nk + 1, sizeof *base);
+    if (base == NULL)
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+    for (size_t k = 0; k < nk; k++)
+        base[k + 1] = base[k] + cvm_dict_size(chunk_dict(cs[k], which));
+    size_t total = base[nk];
+    uint64_t *hash = cvm_malloc((total ? total : 1) * sizeof *hash);
+    uint32_t *ref = cvm_malloc((total ? total : 1) * sizeof *ref);     /* slot of the first appearance */
+    uint32_t *bucket = cvm_malloc((total ? total : 1) * sizeof *bucket); /* slots grouped by partition */
+    size_t *boff = cvm_calloc(nk * (MERGE_PARTS + 1), sizeof *boff);
+    int status = CVM_OK;
+    if (!hash || !ref || !bucket || !boff || total > UINT32_MAX)
+        status = CVM_ENOMEM;
+    long nkl = (long)nk;
+    /* Few strings: one partition (the ids do not depend on the count). */
+    const int shift = total < 65536 ? 64 : 56;
+    const long parts = shift == 64 ? 1 : MERGE_PARTS;
+    /* 1. Hash every local string once and group each chunk's slots by partition. */
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) default(none) \
+    shared(cs, nk, nkl, which, base, hash, bucket, boff, status, shift)
+    for (long k = 0; k < nkl; k++) {
+        if (status != CVM_OK)
+            continue;
+        cvm_dict *d = chunk_dict(cs[k], which);
+        size_t m = cvm_dict_size(d), b0 = base[k];
+        size_t *off = boff + (size_t)k * (MERGE_PARTS + 1);
+        for (size_t l = 0; l < m; l++) {
+            uint64_t h = cvm_dict_hash(cvm_dict_str(d, (int32_t)l), cvm_dict_len(d, (int32_t)l));
+            hash[b0 + l] = h;
+            off[(shift == 64 ? 0 : h >> shift) + 1]++;
+        }
+        for (size_t p = 0; p < MERGE_PARTS; p++)
+            off[p + 1] += off[p];
+        size_t *next = cvm_malloc(MERGE_PARTS * sizeof *next);
+        if (next == NULL) {
+#pragma omp atomic write
+            status = CVM_ENOMEM;
+            continue;
+        }
+        memcpy(next, off, MERGE_PARTS * sizeof *next);
+        for (size_t l = 0; l < m; l++)
+            bucket[b0 + next[shift == 64 ? 0 : hash[b0 + l] >> shift]++] = (uint32_t)(b0 + l);
+        cvm_free(next);
+    }
+    /* 2. Per partition, in chunk order: the first appearance of each string
+     *    owns it; later ones refer to it. */
+    if (status == CVM_OK) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4) default(none) \
+    shared(cs, nk, which, base, hash, ref, bucket, boff, status, parts)
+        for (long p = 0; p < MERGE_PARTS; p++) {
+            if (status != CVM_OK)
+                continue;
+            if (p >= parts)
+                continue;
+            cvm_dict *dp = cvm_dict_new(64);
+            uint32_t *owner = NULL;
+            size_t cap = 0;
+            for (size_t k = 0; k < nk && dp; k++) {
+                cvm_dict *d = chunk_dict(cs[k], which);
+                const size_t *off = boff + k * (MERGE_PARTS + 1);
+                for (size_t i = off[p]; i < off[p + 1]; i++) {
+                    uint32_t slot = bucket[base[k] + i];
+                    int32_t l = (int32_t)(slot - base[k]);
+                    size_t before = cvm_dict_size(dp);
+                    int32_t id = cvm_dict_intern_h(dp, cvm_dict_str(d, l), cvm_dict_len(d, l), hash[slot]);
+                    if (id < 0)
+                        goto oom;
+                    if ((size_t)id == before) {
+                        if (before == cap) {
+                            cap = cap ? cap * 2 : 256;
+                            uint32_t *no = cvm_reallocarray(owner, cap, sizeof *no);
+                            if (no == NULL)
+                                goto oom;
+                            owner = no;
+                        }
+                        owner[id] = slot;
+                    }
+                    ref[slot] = owner[id];
+                }
+            }
+            if (dp == NULL) {
+            oom:
+#pragma omp atomic write
+                status = CVM_ENOMEM;
+            }
+            cvm_dict_free(dp);
+            cvm_free(owner);
         }
     }
+    /* 3. Global ids in slot order of first appearances; strings into g. */
+    int32_t *gid = (int32_t *)bucket; /* reused: bucket is no longer needed */
+    if (status == CVM_OK) {
+        size_t k = 0;
+        for (size_t s = 0; s < total; s++) {
+            while (s >= base[k + 1])
+                k++;
+            if (ref[s] == s) {
+                cvm_dict *d = chunk_dict(cs[k], which);
+                int32_t l = (int32_t)(s - base[k]);
+                int32_t id = cvm_dict_intern_h(g, cvm_dict_str(d, l), cvm_dict_len(d, l), hash[s]);
+                if (id < 0) {
+                    status = CVM_ENOMEM;
+                    break;
+                }
+                gid[s] = id;
+            } else {
+                gid[s] = gid[ref[s]];
+            }
+        }
+    }
+    for (size_t k = 0; status == CVM_OK && k < nk; k++) {
+        size_t m = base[k + 1] - base[k];
+        maps[k] = cvm_malloc((m ? m : 1) * sizeof(int32_t));
+        if (maps[k] == NULL) {
+            status = CVM_ENOMEM;
+            break;
+        }
+        memcpy(maps[k], gid + base[k], m * sizeof(int32_t));
+    }
+    cvm_free(base);
+    cvm_free(hash);
+    cvm_free(ref);
+    cvm_free(bucket);
+    cvm_free(boff);
+    if (status != CVM_OK)
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     return CVM_OK;
 }
 
@@ -618,7 +771,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     }
 
     double t0 = cvm_now();
-    cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard, sp->libcsv_only};
+    cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard, chunk_end, sp->libcsv_only};
     cvm_csv_chunks chunks;
     rc = cvm_csv_read_chunks(sp->path, sp->delimiter, data_off, data_line, sp->chunk_bytes,
                              sp->threads, &ops, &sh, sp->progress ? progress_fwd : NULL,
@@ -676,11 +829,11 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
                                 cvm_dict_len(extra_customers, (int32_t)i)) < 0)
                 rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     if (rc == CVM_OK)
-        rc = merge_dict(out->customers, cs, nk, 0, mm.cust, err);
+        rc = merge_dict(out->customers, cs, nk, 0, mm.cust, threads, err);
     if (rc == CVM_OK && sh.col[R_ORDER] >= 0)
-        rc = merge_dict(out->orders, cs, nk, 1, mm.order, err);
+        rc = merge_dict(out->orders, cs, nk, 1, mm.order, threads, err);
     if (rc == CVM_OK && sh.col[R_PRODUCT] >= 0)
-        rc = merge_dict(out->products, cs, nk, 2, mm.prod, err);
+        rc = merge_dict(out->products, cs, nk, 2, mm.prod, threads, err);
     int32_t *crank = NULL, *prank = NULL;
     if (rc == CVM_OK)
         rc = sort_dict(&out->customers, &crank, err);
@@ -700,6 +853,14 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     }
     cvm_free(crank);
     cvm_free(prank);
+    /* The chunk dictionaries are merged: free them before the scatter
+     * allocates the final columns. */
+    for (size_t k = 0; k < nk; k++) {
+        cvm_dict_free(cs[k]->dcust);
+        cvm_dict_free(cs[k]->dorder);
+        cvm_dict_free(cs[k]->dprod);
+        cs[k]->dcust = cs[k]->dorder = cs[k]->dprod = NULL;
+    }
 
     double t2 = cvm_now();
     stats->seconds_merge = t2 - t1;

@@ -66,7 +66,7 @@ static void discard(void *user, void *ctx)
 static char *read_chunked(const char *path, size_t chunk, int threads, bool libcsv_only,
                           int *repaired)
 {
-    cvm_csv_chunk_ops ops = {begin, sink_rec, discard, libcsv_only};
+    cvm_csv_chunk_ops ops = {begin, sink_rec, discard, NULL, libcsv_only};
     cvm_csv_chunks ch;
     cvm_err err = {0};
     assert_int_equal(cvm_csv_read_chunks(path, ',', 0, 1, chunk, threads, &ops, NULL, NULL, &ch, &err),
