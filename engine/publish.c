@@ -180,6 +180,56 @@ int cvm_publish_close(FILE *f, const char *path, cvm_err *err)
     return CVM_OK;
 }
 
+/* Integer to decimal text; returns the length. */
+static int fmt_int(int64_t v, char *buf)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    int k = 0;
+    if (v < 0)
+        buf[k++] = '-';
+    while (n)
+        buf[k++] = tmp[--n];
+    buf[k] = '\0';
+    return k;
+}
+
+/* Fixed-point text with `dec` decimals, as printf("%.*f") but several times
+ * faster: the value is scaled and rounded to an integer, which agrees with
+ * printf except possibly on exact binary ties. "-0.00" is never written. */
+static int fmt_fixed(double v, int dec, char *buf)
+{
+    static const double p10[7] = {1, 10, 100, 1000, 1e4, 1e5, 1e6};
+    if (dec > 6 || !(fabs(v) < 1e15 / p10[dec > 6 ? 6 : dec]))
+        return snprintf(buf, 64, "%.*f", dec, v);
+    double scaled = nearbyint(v * p10[dec]);
+    int64_t r = (int64_t)scaled;
+    if (r == 0)
+        v = 0;
+    int k = 0;
+    if (r < 0) {
+        buf[k++] = '-';
+        r = -r;
+    }
+    int64_t ip = r / (int64_t)p10[dec], fp = r % (int64_t)p10[dec];
+    k += fmt_int(ip, buf + k);
+    if (dec > 0) {
+        buf[k++] = '.';
+        for (int i = dec - 1; i >= 0; i--) {
+            buf[k + i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        k += dec;
+    }
+    buf[k] = '\0';
+    return k;
+}
+
 static void put_cell(FILE *f, const cvm_column *c, size_t r)
 {
     char buf[64];
@@ -187,30 +237,24 @@ static void put_cell(FILE *f, const cvm_column *c, size_t r)
     case CVM_COL_INT: {
         int64_t v = ((const int64_t *)c->data)[r];
         if (v != CVM_INT_NONE)
-            fprintf(f, "%lld", (long long)v);
+            fwrite(buf, 1, (size_t)fmt_int(v, buf), f);
         break;
     }
     case CVM_COL_DOUBLE: {
         double v = ((const double *)c->data)[r];
         if (isnan(v) || isinf(v))
             break;
-        if (c->decimals >= 0) {
-            int k = snprintf(buf, sizeof buf, "%.*f", c->decimals, v);
-            /* Never print "-0.00". */
-            if (k > 1 && buf[0] == '-' && strspn(buf + 1, "0.") == (size_t)(k - 1))
-                fputs(buf + 1, f);
-            else
-                fputs(buf, f);
-        } else {
+        if (c->decimals >= 0)
+            fwrite(buf, 1, (size_t)fmt_fixed(v, c->decimals, buf), f);
+        else
             fprintf(f, "%.17g", v);
-        }
         break;
     }
     case CVM_COL_DATE: {
         int32_t d = ((const int32_t *)c->data)[r];
         if (d != CVM_DATE_NONE) {
             cvm_date_format(d, buf);
-            fputs(buf, f);
+            fwrite(buf, 1, 10, f);
         }
         break;
     }
@@ -228,8 +272,7 @@ int cvm_publish_custtab_csv(const cvm_custtab *ct, const char *path, cvm_err *er
     FILE *f = fopen(path, "wb");
     if (f == NULL)
         return CVM_FAIL(err, CVM_EIO, "%s: cannot create: %s", path, strerror(errno));
-    static char buf[1 << 16];
-    setvbuf(f, buf, _IOFBF, sizeof buf);
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
     for (size_t c = 0; c < ct->n_cols; c++) {
         if (c)
             fputc(',', f);
