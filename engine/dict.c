@@ -1,5 +1,6 @@
 #include "dict.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,6 +153,7 @@ static int grow(cvm_dict *d)
 
 int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
 {
+    assert(d->slots != NULL); /* not frozen */
     uint32_t tag = (uint32_t)(h >> 32);
     size_t j = h & d->mask;
     for (;;) {
@@ -188,6 +190,7 @@ int32_t cvm_dict_intern(cvm_dict *d, const char *s, size_t len)
 
 int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
 {
+    assert(d->slots != NULL); /* not frozen */
     uint64_t h = cvm_dict_hash(s, len);
     uint32_t tag = (uint32_t)(h >> 32);
     size_t j = h & d->mask;
@@ -201,12 +204,24 @@ int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
     }
 }
 
+void cvm_dict_freeze(cvm_dict *d)
+{
+    cvm_free(d->slots);
+    d->slots = NULL;
+    d->mask = 0;
+    const char **str = cvm_reallocarray((void *)d->str, d->n ? d->n : 1, sizeof *str);
+    if (str) {
+        d->str = str;
+        d->cap = d->n;
+    }
+}
+
 size_t cvm_dict_size(const cvm_dict *d) { return d->n; }
 const char *cvm_dict_str(const cvm_dict *d, int32_t id) { return d->str[id]; }
 size_t cvm_dict_len(const cvm_dict *d, int32_t id) { return str_len(d->str[id]); }
 size_t cvm_dict_bytes(const cvm_dict *d)
 {
-    return d->bytes + (d->mask + 1) * sizeof(slot) + d->cap * sizeof(char *);
+    return d->bytes + (d->slots ? (d->mask + 1) * sizeof(slot) : 0) + d->cap * sizeof(char *);
 }
 
 static const cvm_dict *sort_dict; /* qsort has no context argument in C11 */

@@ -34,6 +34,10 @@ uint64_t cvm_dict_hash(const char *s, size_t len);
 /** @brief Permutation that sorts the strings bytewise (strcmp order):
  *  order[rank] = id. Caller frees with cvm_free. NULL on ENOMEM. */
 int32_t *cvm_dict_sorted_order(const cvm_dict *d);
+/** @brief Drop the lookup table, keeping the strings: after this only
+ *  cvm_dict_size/str/len/sorted_order may be called (ingest freezes the
+ *  per-chunk dictionaries once a chunk is parsed, to save memory). */
+void cvm_dict_freeze(cvm_dict *d);
 /** @brief Approximate bytes held, for memory reports. */
 size_t cvm_dict_bytes(const cvm_dict *d);
 

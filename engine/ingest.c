@@ -137,6 +137,9 @@ static int chunk_grow(chunk *c, cvm_err *err)
 static int chunk_end(void *ctx, cvm_err *err)
 {
     chunk *c = ctx;
+    cvm_dict_freeze(c->dcust);
+    cvm_dict_freeze(c->dorder);
+    cvm_dict_freeze(c->dprod);
     if (c->n == 0 || c->n == c->cap)
         return CVM_OK;
     size_t n = c->n;
@@ -392,8 +395,8 @@ static cvm_dict *chunk_dict(chunk *c, size_t which)
     return which == 0 ? c->dcust : which == 1 ? c->dorder : c->dprod;
 }
 
-static int merge_dict(cvm_dict *g, chunk **cs, size_t nk, size_t which, int32_t **maps,
-                      int threads, cvm_err *err)
+static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size_t which,
+                      int32_t **maps, int threads, cvm_err *err)
 {
     size_t *base = cvm_calloc(nk + 1, sizeof *base);
     if (base == NULL)
@@ -486,7 +489,12 @@ static int merge_dict(cvm_dict *g, chunk **cs, size_t nk, size_t which, int32_t 
     }
     /* 3. Global ids in slot order of first appearances; strings into g. */
     int32_t *gid = (int32_t *)bucket; /* reused: bucket is no longer needed */
-    if (status == CVM_OK) {
+    size_t next_id = 0;
+    if (status == CVM_OK && g == NULL) {
+        /* Ids only: the rank of each first appearance. */
+        for (size_t s = 0; s < total; s++)
+            gid[s] = ref[s] == s ? (int32_t)next_id++ : gid[ref[s]];
+    } else if (status == CVM_OK) {
         size_t k = 0;
         for (size_t s = 0; s < total; s++) {
             while (s >= base[k + 1])
@@ -504,7 +512,9 @@ static int merge_dict(cvm_dict *g, chunk **cs, size_t nk, size_t which, int32_t 
                 gid[s] = gid[ref[s]];
             }
         }
+        next_id = cvm_dict_size(g);
     }
+    *n_unique = next_id;
     for (size_t k = 0; status == CVM_OK && k < nk; k++) {
         size_t m = base[k + 1] - base[k];
         maps[k] = cvm_malloc((m ? m : 1) * sizeof(int32_t));
@@ -854,10 +864,11 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     mm.order = cvm_calloc(nk, sizeof *mm.order);
     mm.prod = cvm_calloc(nk, sizeof *mm.prod);
     out->customers = cvm_dict_new(extra_customers ? cvm_dict_size(extra_customers) : 1024);
-    out->orders = cvm_dict_new(total / 4 + 16);
+    size_t n_unique = 0;
+    out->orders = sp->keep_order_ids ? cvm_dict_new(total / 4 + 16) : NULL;
     out->products = cvm_dict_new(4096);
     if (rc == CVM_OK && (!mm.cust || !mm.order || !mm.prod || !out->customers ||
-                         !out->orders || !out->products))
+                         (sp->keep_order_ids && !out->orders) || !out->products))
         rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     if (rc == CVM_OK && extra_customers)
         for (size_t i = 0; i < cvm_dict_size(extra_customers) && rc == CVM_OK; i++)
@@ -865,11 +876,11 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
                                 cvm_dict_len(extra_customers, (int32_t)i)) < 0)
                 rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     if (rc == CVM_OK)
-        rc = merge_dict(out->customers, cs, nk, 0, mm.cust, threads, err);
+        rc = merge_dict(out->customers, &n_unique, cs, nk, 0, mm.cust, threads, err);
     if (rc == CVM_OK && sh.col[R_ORDER] >= 0)
-        rc = merge_dict(out->orders, cs, nk, 1, mm.order, threads, err);
+        rc = merge_dict(out->orders, &out->n_orders, cs, nk, 1, mm.order, threads, err);
     if (rc == CVM_OK && sh.col[R_PRODUCT] >= 0)
-        rc = merge_dict(out->products, cs, nk, 2, mm.prod, threads, err);
+        rc = merge_dict(out->products, &n_unique, cs, nk, 2, mm.prod, threads, err);
     int32_t *crank = NULL, *prank = NULL;
     if (rc == CVM_OK)
         rc = sort_dict(&out->customers, &crank, err);
@@ -984,6 +995,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
                 out->order[r] = next - 1;
             }
         }
+        out->n_orders = (size_t)next;
     }
     if (rc == CVM_OK) {
         for (size_t r = 0; r < out->n_rows; r++) {

@@ -48,6 +48,7 @@ typedef struct cvm_txn_spec {
     /* Execution. */
     size_t chunk_bytes;       /* default 16 MiB; results do not depend on it */
     bool libcsv_only;         /* every line through libcsv (no quote-free fast path) */
+    bool keep_order_ids;      /* keep the order id strings in out->orders */
     int threads;              /* <= 0: OpenMP default */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;

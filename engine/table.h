@@ -43,7 +43,10 @@ typedef struct cvm_txn_table {
     size_t n_customers;  /* == cvm_dict_size(customers) */
     size_t *cust_start;  /* n_customers + 1 offsets */
     cvm_dict *customers; /* id strings, in index order (sorted) */
-    cvm_dict *orders;
+    cvm_dict *orders;    /* order id strings; NULL unless the ingest spec asked
+                            for them (keep_order_ids): nothing downstream needs
+                            them and on 10M lines they cost ~100 MB */
+    size_t n_orders;     /* distinct orders: order[] is in 0..n_orders-1 */
     cvm_dict *products;  /* sorted */
     bool has_cost;       /* some line had a cost (column or product master) */
 } cvm_txn_table;

@@ -869,7 +869,7 @@ static int publish(run *R, const char *status, cvm_err *err)
     json_object_set_new(rows, "duplicates_dropped", json_integer((json_int_t)R->ist.duplicates));
     json_object_set_new(rows, "text_fields_reencoded", json_integer((json_int_t)R->ist.utf8_repaired));
     json_object_set_new(rows, "customers", json_integer((json_int_t)R->txn.n_customers));
-    json_object_set_new(rows, "orders", json_integer(R->txn.orders ? (json_int_t)cvm_dict_size(R->txn.orders) : 0));
+    json_object_set_new(rows, "orders", json_integer((json_int_t)R->txn.n_orders));
     json_object_set_new(rows, "products", json_integer(R->txn.products ? (json_int_t)cvm_dict_size(R->txn.products) : 0));
     json_object_set_new(rows, "chunks", json_integer((json_int_t)R->ist.chunks));
     json_object_set_new(R->timings, "ingest_parse", json_real(round(R->ist.seconds_parse * 1e4) / 1e4));

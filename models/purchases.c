@@ -102,10 +102,7 @@ int cvm_purchases_run(const cvm_purchases_params *p, const cvm_txn_table *t, cvm
     const int32_t as_of = p->as_of, since = p->as_of - p->window_days;
     const double dm = p->default_margin;
     long n = (long)t->n_customers;
-    size_t n_orders = 0;
-    for (size_t r = 0; r < t->n_rows; r++)
-        if ((size_t)t->order[r] + 1 > n_orders)
-            n_orders = (size_t)t->order[r] + 1;
+    size_t n_orders = t->n_orders;
     int status = CVM_OK;
 #pragma omp parallel num_threads(cvm_threads(p->threads)) \
     default(none) shared(t, c, n, n_orders, status) firstprivate(as_of, since, dm)

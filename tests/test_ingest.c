@@ -271,6 +271,7 @@ static void test_chunked_equals_single_chunk(void **state)
     sp.chunk_bytes = 1 << 30;
     sp.threads = 1;
     sp.libcsv_only = true;
+    sp.keep_order_ids = true;
     assert_int_equal(load(&sp, &a, &ra, &sa), CVM_OK);
     assert_int_equal(sa.chunks, 1);
     sp.chunk_bytes = 4096;
@@ -282,6 +283,8 @@ static void test_chunked_equals_single_chunk(void **state)
     assert_int_equal(a.n_rows, b.n_rows);
     assert_int_equal(a.n_customers, b.n_customers);
     assert_int_equal(cvm_dict_size(a.orders), cvm_dict_size(b.orders));
+    assert_int_equal(a.n_orders, cvm_dict_size(a.orders));
+    assert_int_equal(b.n_orders, a.n_orders);
     for (size_t i = 0; i < a.n_rows; i++) {
         if (a.customer[i] != b.customer[i] || a.order[i] != b.order[i] || a.day[i] != b.day[i] ||
             a.product[i] != b.product[i] || a.revenue[i] != b.revenue[i] ||
