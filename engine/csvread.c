@@ -154,40 +154,37 @@ static void fast_line(rec_state *st, const char *q, size_t len)
         a++;
     if (a == len)
         return; /* blank line: libcsv reports nothing */
-    size_t nf = 1;
-    for (const char *p = q; (p = memchr(p, d, (size_t)(q + len - p))) != NULL; p++)
-        nf++;
-    if (nf > st->fcap) {
-        size_t cap = st->fcap ? st->fcap : 16;
-        while (cap < nf)
-            cap *= 2;
-        size_t *fl = cvm_reallocarray(st->flen, cap, sizeof *fl);
-        if (fl)
-            st->flen = fl;
-        size_t *fo = cvm_reallocarray(st->foff, cap, sizeof *fo);
-        if (fo)
-            st->foff = fo;
-        const char **fp = cvm_reallocarray((void *)st->fptr, cap, sizeof *fp);
-        if (fp)
-            st->fptr = fp;
-        if (!fl || !fo || !fp) {
-            st->status = CVM_FAIL(st->err, CVM_ENOMEM, "out of memory reading CSV fields");
-            return;
+    /* One pass: fields end at the delimiter; blanks around them trimmed. */
+    size_t nf = 0, start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && q[i] != d)
+            continue;
+        if (nf == st->fcap) {
+            size_t cap = st->fcap ? st->fcap * 2 : 16;
+            size_t *fl = cvm_reallocarray(st->flen, cap, sizeof *fl);
+            if (fl)
+                st->flen = fl;
+            size_t *fo = cvm_reallocarray(st->foff, cap, sizeof *fo);
+            if (fo)
+                st->foff = fo;
+            const char **fp = cvm_reallocarray((void *)st->fptr, cap, sizeof *fp);
+            if (fp)
+                st->fptr = fp;
+            if (!fl || !fo || !fp) {
+                st->status = CVM_FAIL(st->err, CVM_ENOMEM, "out of memory reading CSV fields");
+                return;
+            }
+            st->fcap = cap;
         }
-        st->fcap = cap;
-    }
-    size_t start = 0;
-    for (size_t f = 0; f < nf; f++) {
-        const char *dp = memchr(q + start, d, len - start);
-        size_t end = dp ? (size_t)(dp - q) : len;
-        size_t b = start, e = end;
+        size_t b = start, e = i;
         while (b < e && is_blank(q[b], d))
             b++;
         while (e > b && is_blank(q[e - 1], d))
             e--;
-        st->fptr[f] = q + b;
-        st->flen[f] = e - b;
-        start = end + 1;
+        st->fptr[nf] = q + b;
+        st->flen[nf] = e - b;
+        nf++;
+        start = i + 1;
     }
     cvm_csv_record rec;
     rec.field = st->fptr;

@@ -46,6 +46,13 @@ typedef struct ingest_shared {
     size_t return_prefix_len;
 } ingest_shared;
 
+/* The previous row's id string per dictionary: most lookups end here. */
+typedef struct last_key {
+    const char *s;   /* the dict's copy: stable until the dict is freed */
+    size_t len;
+    int32_t id;
+} last_key;
+
 /* Per-chunk results: columns with chunk-local ids, merged afterwards in
  * chunk order so the outcome equals a serial parse. */
 typedef struct chunk {
@@ -55,7 +62,7 @@ typedef struct chunk {
     uint8_t *flags;
     uint32_t *line;           /* local line; absolute after the merge */
     cvm_dict *dcust, *dorder, *dprod;
-    int32_t last_cust, last_order, last_prod;
+    last_key last[3];     /* customer, order, product */
     cvm_rejects rej;
     uint64_t rows, utf8_repaired;
     char *scratch;            /* UTF-8 repair buffer */
@@ -91,10 +98,11 @@ static void *chunk_begin(void *user, size_t k)
     if (c == NULL)
         return NULL;
     c->sh = user;
-    c->last_cust = c->last_order = c->last_prod = -1;
     c->dcust = cvm_dict_new(1024);
     c->dorder = cvm_dict_new(4096);
     c->dprod = cvm_dict_new(1024);
+    for (int i = 0; i < 3; i++)
+        c->last[i] = (last_key){NULL, 0, -1};
     if (!c->dcust || !c->dorder || !c->dprod) {
         chunk_free(c);
         return NULL;
@@ -169,12 +177,16 @@ static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len
 /* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid.
  * The lines of an order are contiguous in real exports, so the previous
  * row's id is checked first: most order and customer lookups end there. */
-static int32_t intern_text(chunk *c, cvm_dict *d, int32_t *last, const char *s, size_t len)
+static int32_t intern_text(chunk *c, cvm_dict *d, last_key *last, const char *s, size_t len)
 {
-    if (*last >= 0 && cvm_dict_len(d, *last) == len && memcmp(cvm_dict_str(d, *last), s, len) == 0)
-        return *last;
+    if (last->id >= 0 && last->len == len && memcmp(last->s, s, len) == 0)
+        return last->id;
     int32_t id = intern_text_slow(c, d, s, len);
-    *last = id;
+    if (id >= 0) {
+        last->id = id;
+        last->s = cvm_dict_str(d, id);
+        last->len = cvm_dict_len(d, id);
+    }
     return id;
 }
 
@@ -278,12 +290,12 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     if (c->n == c->cap)
         CVM_TRY(chunk_grow(c, err));
     size_t i = c->n;
-    int32_t cid = intern_text(c, c->dcust, &c->last_cust, rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]]);
+    int32_t cid = intern_text(c, c->dcust, &c->last[0], rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]]);
     int32_t oid = -1, pid = -1;
     if (col[R_ORDER] >= 0)
-        oid = intern_text(c, c->dorder, &c->last_order, rec->field[col[R_ORDER]], rec->len[col[R_ORDER]]);
+        oid = intern_text(c, c->dorder, &c->last[1], rec->field[col[R_ORDER]], rec->len[col[R_ORDER]]);
     if (col[R_PRODUCT] >= 0)
-        pid = intern_text(c, c->dprod, &c->last_prod, rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]);
+        pid = intern_text(c, c->dprod, &c->last[2], rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]);
     if (cid < 0 || (col[R_ORDER] >= 0 && oid < 0) || (col[R_PRODUCT] >= 0 && pid < 0))
         return CVM_FAIL(err, CVM_ENOMEM, "out of memory interning ids");
     uint8_t flags = 0;
