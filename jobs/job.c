@@ -24,6 +24,7 @@
 #include "rejects.h"
 #include "rfm.h"
 #include "schema.h"
+#include "stage.h"
 #include "table.h"
 #include "textparse.h"
 
@@ -242,6 +243,9 @@ static int build_params(const cvm_config *c, job_params *jp, cvm_err *err)
                             src, r->source_line, i, pr);
         r->priority = (int)pv;
     }
+    for (const cvm_stage *const *st = cvm_job_stages; *st; st++)
+        if ((*st)->check)
+            CVM_TRY((*st)->check(c, src, err));
     cvm_actions_params ap = {jp->rules, jp->n_rules, src};
     char buf[600];
     why = cvm_actions_params_check(&ap, buf, sizeof buf);
@@ -253,7 +257,9 @@ static int build_params(const cvm_config *c, job_params *jp, cvm_err *err)
 int cvm_job_config(const cvm_job_opts *o, cvm_config **out, cvm_err *err)
 {
     *out = NULL;
-    cvm_config *c = cvm_config_new(cvm_job_schema, cvm_job_schema_len);
+    size_t nschema;
+    const cvm_cfg_key *schema = cvm_job_schema(&nschema);
+    cvm_config *c = cvm_config_new(schema, nschema);
     if (c == NULL)
         return CVM_FAIL(err, CVM_ENOMEM, "out of memory creating the configuration");
     int rc = CVM_OK;
@@ -809,6 +815,23 @@ static int models(run *R, cvm_err *err)
     if (R->path_cust && !gr.used_influence)
         degraded(R, "customer master has no influence: grades from value only");
     stage_done(R, "grading", NULL);
+
+    /* Mining stages (stage.h), each behind its NAME.enabled switch. */
+    json_t *models_json = json_object();
+    json_object_set_new(S, "models", models_json);
+    for (const cvm_stage *const *st = cvm_job_stages; *st; st++) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.enabled", (*st)->name);
+        if (!cvm_config_bool(c, key))
+            continue;
+        cvm_stage_ctx sc = {c, cfg_source(c), &R->txn, R->path_prod ? &R->prod : NULL, R->ct,
+                            models_json, &R->rd, R->log, R->threads,
+                            (uint64_t)cvm_config_int(c, "job.seed"), R->as_of};
+        rc = (*st)->run(&sc, err);
+        if (rc != CVM_OK)
+            return rc;
+        stage_done(R, (*st)->name, NULL);
+    }
 
     cvm_actions_params ap = {R->jp.rules, R->jp.n_rules, cfg_source(c)};
     cvm_actions_result ar;

@@ -174,6 +174,7 @@ static int cmd_run(int argc, char **argv, bool validate)
 
 static int cmd_config(int argc, char **argv)
 {
+    size_t nschema;
     cli c;
     if (parse_common(argc, argv, &c, "config") != 0) {
         free(c.sets);
@@ -186,7 +187,8 @@ static int cmd_config(int argc, char **argv)
     }
     if (c.markdown) {
         free(c.sets);
-        return cvm_config_write_markdown(cvm_job_schema, cvm_job_schema_len, stdout) == CVM_OK
+        const cvm_cfg_key *schema = cvm_job_schema(&nschema);
+        return cvm_config_write_markdown(schema, nschema, stdout) == CVM_OK
                    ? 0 : CVM_EXIT_INTERNAL;
     }
     if (c.job == NULL) {
@@ -201,7 +203,8 @@ static int cmd_config(int argc, char **argv)
     int rc = cvm_job_config(&o, &cfg, &err);
     if (rc != CVM_OK && o.job_path == NULL && rc == CVM_ECONFIG) {
         /* Defaults alone lack the transactions path: still print them. */
-        cfg = cvm_config_new(cvm_job_schema, cvm_job_schema_len);
+        const cvm_cfg_key *schema = cvm_job_schema(&nschema);
+        cfg = cvm_config_new(schema, nschema);
         rc = cfg ? CVM_OK : CVM_ENOMEM;
         for (size_t i = 0; cfg && rc == CVM_OK && i < c.n_sets; i++)
             rc = cvm_config_set(cfg, c.sets[i], &err);

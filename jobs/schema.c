@@ -1,8 +1,14 @@
 #include "schema.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stage.h"
+
 #define NR 1, 0 /* no range (min > max) */
 
-const cvm_cfg_key cvm_job_schema[] = {
+static const cvm_cfg_key core_schema[] = {
     /* ---- job ---- */
     {"job.name", CVM_CFG_STRING, "nightly", NR, NULL,
      "Name of the job; run directories are called NAME-YYYYMMDDTHHMMSSZ."},
@@ -154,6 +160,10 @@ const cvm_cfg_key cvm_job_schema[] = {
     {"grid.satisfaction_high", CVM_CFG_DOUBLE, "4.0", -1e9, 1e9, NULL, "Satisfaction from which it is high."},
     {"grid.satisfaction_medium", CVM_CFG_DOUBLE, "3.0", -1e9, 1e9, NULL, "Satisfaction from which it is medium."},
 
+};
+
+/* After the stages' fragments: the action table and the output. */
+static const cvm_cfg_key tail_schema[] = {
     /* ---- actions ---- */
     {"actions.rules", CVM_CFG_TABLE,
      "[{when: \"grid_class=G\", action: FIX_DISSATISFACTION, priority: \"1\","
@@ -189,4 +199,31 @@ const cvm_cfg_key cvm_job_schema[] = {
      "Relative to the current directory."},
 };
 
-const size_t cvm_job_schema_len = sizeof cvm_job_schema / sizeof cvm_job_schema[0];
+const cvm_cfg_key *cvm_job_schema(size_t *n_keys)
+{
+    static cvm_cfg_key *all;
+    static size_t n;
+    if (all == NULL) {
+        size_t nc = sizeof core_schema / sizeof core_schema[0];
+        size_t nt = sizeof tail_schema / sizeof tail_schema[0];
+        size_t total = nc + nt;
+        for (const cvm_stage *const *s = cvm_job_stages; *s; s++)
+            total += (*s)->schema_len;
+        /* Plain malloc: the table lives for the whole process. */
+        all = malloc(total * sizeof *all);
+        if (all == NULL) {
+            fputs("cvm: out of memory building the config schema\n", stderr);
+            abort();
+        }
+        memcpy(all, core_schema, sizeof core_schema);
+        n = nc;
+        for (const cvm_stage *const *s = cvm_job_stages; *s; s++) {
+            memcpy(all + n, (*s)->schema, (*s)->schema_len * sizeof *all);
+            n += (*s)->schema_len;
+        }
+        memcpy(all + n, tail_schema, sizeof tail_schema);
+        n += nt;
+    }
+    *n_keys = n;
+    return all;
+}

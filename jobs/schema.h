@@ -10,7 +10,9 @@
 
 #include "config.h"
 
-extern const cvm_cfg_key cvm_job_schema[];
-extern const size_t cvm_job_schema_len;
+/** @brief Every key: the core keys with each stage's fragment (stage.h)
+ *  inserted before the actions section. Built once; never NULL (aborts on
+ *  allocation failure at start-up, before any work). */
+const cvm_cfg_key *cvm_job_schema(size_t *n_keys);
 
 #endif
