@@ -319,7 +319,7 @@ int cvm_publish_json(const void *json, const char *path, cvm_err *err)
     FILE *f = fopen(path, "wb");
     if (f == NULL)
         return CVM_FAIL(err, CVM_EIO, "%s: cannot create: %s", path, strerror(errno));
-    if (json_dumpf((const json_t *)json, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0) {
+    if (json_dumpf((const json_t *)json, f, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) != 0) {
         fclose(f);
         return CVM_FAIL(err, CVM_EIO, "%s: cannot write JSON", path);
     }

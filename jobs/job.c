@@ -306,6 +306,7 @@ typedef struct run {
     char *path_txn, *path_cust, *path_prod, *path_int;
     cvm_txn_table txn;
     cvm_text_table cust, prod, inter;
+    bool cust_has[7];   /* which customer-master columns the file has */
     cvm_rejects rej;
     cvm_ingest_stats ist;
     cvm_custtab *ct;
@@ -391,7 +392,7 @@ static int add_input(run *R, const char *role, const char *path, cvm_err *err)
 }
 
 static int load_master(run *R, const char *path, const char *prefix, const char *const *want,
-                       size_t n, bool unique, cvm_text_table *out, cvm_err *err)
+                       size_t n, bool unique, cvm_text_table *out, bool *present, cvm_err *err)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.delimiter", prefix);
@@ -411,9 +412,12 @@ static int load_master(run *R, const char *path, const char *prefix, const char 
     cvm_csv_free_names(header, nh);
     cvm_table_spec sp = {path, delim, want, cols, n, required, unique};
     CVM_TRY(cvm_ingest_text_table(&sp, out, &R->rej, err));
-    for (size_t i = 1; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (present)
+            present[i] = *cols[i] != '\0';
         if (*cols[i] == '\0')
             degraded(R, "%s: no '%s' column", path, want[i]);
+    }
     return add_input(R, prefix + strlen("input."), path, err);
 }
 
@@ -425,14 +429,14 @@ static int ingest(run *R, cvm_err *err)
     static const char *const prod_want[] = {"id", "name", "category", "unit_cost"};
     static const char *const int_want[] = {"customer", "date", "kind", "cost"};
     if (R->path_cust)
-        CVM_TRY(load_master(R, R->path_cust, "input.customers", cust_want, 7, true, &R->cust, err));
+        CVM_TRY(load_master(R, R->path_cust, "input.customers", cust_want, 7, true, &R->cust, R->cust_has, err));
     else
         degraded(R, "no customer master: no types, regions, satisfaction or influence; grades "
                     "from value only, no satisfaction x volume class");
     if (R->path_prod)
-        CVM_TRY(load_master(R, R->path_prod, "input.products", prod_want, 4, true, &R->prod, err));
+        CVM_TRY(load_master(R, R->path_prod, "input.products", prod_want, 4, true, &R->prod, NULL, err));
     if (R->path_int)
-        CVM_TRY(load_master(R, R->path_int, "input.interactions", int_want, 4, false, &R->inter, err));
+        CVM_TRY(load_master(R, R->path_int, "input.interactions", int_want, 4, false, &R->inter, NULL, err));
     else
         degraded(R, "no interactions: cost to serve without visits, calls and complaint handling");
 
@@ -550,29 +554,41 @@ static int master_columns(run *R, cvm_err *err)
     cvm_custtab *ct = R->ct;
     size_t n = ct->n_rows;
     if (R->path_cust) {
-        char **name = cvm_custtab_add_str(ct, "name", "Customer name from the master.", err);
-        char **type = name ? cvm_custtab_add_str(ct, "customer_type", "Type from the master (hospital, doctor, pharmacy, ...).", err) : NULL;
-        char **region = type ? cvm_custtab_add_str(ct, "region", "Region from the master.", err) : NULL;
-        double *sat = region ? cvm_custtab_add_double(ct, "satisfaction", "score", "Satisfaction from the master (1-5).", 1, err) : NULL;
-        double *comp = sat ? cvm_custtab_add_double(ct, "complaints", "count", "Complaints from the master.", 0, err) : NULL;
-        double *infl = comp ? cvm_custtab_add_double(ct, "influence", "score", "Market influence from the master.", 2, err) : NULL;
-        if (!infl)
-            return err->status;
-        char **sv[3] = {name, type, region};
-        double *nv[3] = {sat, comp, infl};
+        /* Only the columns the master has: a model then sees "no satisfaction"
+         * and degrades, instead of reading an all-empty column. */
+        static const char *const sname[3] = {"name", "customer_type", "region"};
+        static const char *const sdoc[3] = {"Customer name from the master.",
+                                            "Type from the master (hospital, doctor, pharmacy, ...).",
+                                            "Region from the master."};
         static const char *const nname[3] = {"satisfaction", "complaints", "influence"};
+        static const char *const nunit[3] = {"score", "count", "score"};
+        static const char *const ndoc[3] = {"Satisfaction from the master (1-5).",
+                                            "Complaints from the master.",
+                                            "Market influence from the master."};
+        static const int ndec[3] = {1, 0, 2};
+        char **sv[3] = {NULL, NULL, NULL};
+        double *nv[3] = {NULL, NULL, NULL};
+        for (int k = 0; k < 3; k++) {
+            if (R->cust_has[k + 1] && (sv[k] = cvm_custtab_add_str(ct, sname[k], sdoc[k], err)) == NULL)
+                return err->status;
+        }
+        for (int k = 0; k < 3; k++) {
+            if (R->cust_has[k + 4] &&
+                (nv[k] = cvm_custtab_add_double(ct, nname[k], nunit[k], ndoc[k], ndec[k], err)) == NULL)
+                return err->status;
+        }
         for (size_t r = 0; r < R->cust.n_rows; r++) {
             const char *id = cvm_dict_str(R->cust.ids, (int32_t)r);
             int32_t ci = cvm_dict_find(R->txn.customers, id, strlen(id));
             if (ci < 0)
                 continue;
             for (int k = 0; k < 3; k++) {
-                const char *v = cvm_text_cell(&R->cust, r, (size_t)k + 1);
+                const char *v = sv[k] ? cvm_text_cell(&R->cust, r, (size_t)k + 1) : NULL;
                 if (v && (sv[k][ci] = cvm_strdup(v)) == NULL)
                     return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
             }
             for (int k = 0; k < 3; k++) {
-                const char *v = cvm_text_cell(&R->cust, r, (size_t)k + 4);
+                const char *v = nv[k] ? cvm_text_cell(&R->cust, r, (size_t)k + 4) : NULL;
                 double x;
                 if (v == NULL)
                     continue;
@@ -586,8 +602,6 @@ static int master_columns(run *R, cvm_err *err)
                 }
             }
         }
-        /* Drop columns the master did not have, so models degrade instead of
-         * reading an all-empty column. */
     }
     if (R->path_int) {
         double *cost = cvm_custtab_add_double(ct, "interaction_cost", "currency",
@@ -814,6 +828,9 @@ static int models(run *R, cvm_err *err)
     json_object_set_new(S, "grading", gj);
     if (R->path_cust && !gr.used_influence)
         degraded(R, "customer master has no influence: grades from value only");
+    if (R->path_cust && !gr.used_satisfaction)
+        degraded(R, "customer master has no satisfaction: no satisfaction x volume class "
+                    "(grid_class empty), volume strategy only");
     stage_done(R, "grading", NULL);
 
     /* Mining stages (stage.h), each behind its NAME.enabled switch. */

@@ -42,8 +42,10 @@ const char *cvm_rfm_params_check(const cvm_rfm_params *p)
     if (p->use_breaks)
         for (int m = 0; m < 3; m++)
             for (int j = 1; j < p->bins - 1; j++)
-                if (!(p->breaks[m][j] > p->breaks[m][j - 1]))
-                    return "rfm break points must be strictly ascending";
+                if (!(p->breaks[m][j] >= p->breaks[m][j - 1]))
+                    /* Equal points are allowed: frozen quantile cut-offs of
+                     * heavily tied data repeat, leaving a score empty. */
+                    return "rfm break points must be ascending";
     if (p->n_segments > 31)
         return "at most 31 RFM segments";
     return NULL;

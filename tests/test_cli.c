@@ -180,6 +180,90 @@ static void test_validate_and_config(void **state)
     assert_int_equal(cvm_test_system("grep -q 'path: t.csv' '%s/stdout.txt'", dir), 0);
 }
 
+static void test_degrades_without_master_columns(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("c.csv", "customer_id,type\nC1,hospital\nC2,doctor\nC3,pharmacy\n");
+    write_in_dir("m.yaml", "job: {name: m}\ninput:\n  transactions: {path: t.csv}\n"
+                           "  customers: {path: c.csv}\n");
+    assert_int_equal(cvm("run m.yaml --out out"), 0);
+    char *p = cvm_test_path(dir, "out/latest/summary.json");
+    char *s = cvm_test_read_file(p, NULL);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "no 'satisfaction' column"));
+    assert_non_null(strstr(s, "no satisfaction x volume class"));
+    assert_non_null(strstr(s, "grades from value only"));
+    free(s);
+    free(p);
+    /* The master-only customer C3 is in segments.csv, without purchases. */
+    p = cvm_test_path(dir, "out/latest/segments.csv");
+    s = cvm_test_read_file(p, NULL);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\nC3,pharmacy,"));
+    assert_null(strstr(s, ",satisfaction,"));
+    free(s);
+    free(p);
+}
+
+static void test_frozen_cutoffs(void **state)
+{
+    (void)state;
+    /* Night 1 scores with quantiles; night 2 freezes night 1's cut-offs. */
+    char *big = cvm_test_path(dir, "t.csv");
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    fputs("order_id,customer_id,date,product_id,quantity,unit_price\n", f);
+    /* No ties: customer k has k orders, its own last day and spend. */
+    for (int k = 1; k <= 40; k++)
+        for (int j = 0; j < k; j++) {
+            int d = (j * 3 + k * 5) % 330 + (j == k - 1 ? 0 : 0);
+            d = j == k - 1 ? 100 + k * 5 : d % 100;
+            fprintf(f, "O%d_%d,C%03d,2024-%02d-%02d,P1,1,%d.%02d\n", k, j, k, 1 + d / 28, 1 + d % 28, k, j);
+        }
+    fclose(f);
+    free(big);
+    write_in_dir("n.yaml", "job: {name: n}\ninput:\n  transactions: {path: t.csv}\n");
+    assert_int_equal(cvm("run n.yaml --out out"), 0);
+    char first[4200] = "";
+    char *l = cvm_test_path(dir, "out/latest");
+    assert_true(readlink(l, first, sizeof first - 1) > 0);
+    char args[4400];
+    snprintf(args, sizeof args, "run n.yaml --out out2 --set rfm.method=frozen --set rfm.freeze_from=out/%s", first);
+    assert_int_equal(cvm(args), 0);
+    /* Same cut-offs in both manifests, and the scores agree (no tie in this
+     * data straddles a boundary in a way that changes them). */
+    assert_int_equal(cvm_test_system("cd '%s' && python3 -c \"import json,sys; a=json.load(open('out/latest/summary.json'))['rfm']['cutoffs']; "
+                                     "b=json.load(open('out2/latest/summary.json'))['rfm']['cutoffs']; sys.exit(0 if a==b else 1)\"", dir), 0);
+    /* Frozen scores follow the cut-offs as right-closed breaks (a score is
+     * 1 + the number of cut-offs below the value; recency reversed), and on
+     * data without ties they equal the quantile scores of the first night. */
+    static const char check[] =
+        "import csv,json,sys\n"
+        "cut=json.load(open('out2/latest/summary.json'))['rfm']['cutoffs']\n"
+        "a={r['customer_id']:r for r in csv.DictReader(open('out/latest/segments.csv'))}\n"
+        "b=list(csv.DictReader(open('out2/latest/segments.csv')))\n"
+        "same=0\n"
+        "for r in b:\n"
+        "  for col,sc,rev in (('recency_days','r_score',1),('frequency','f_score',0),('monetary','m_score',0)):\n"
+        "    s=1+sum(1 for c in cut[col.split('_')[0]] if float(r[col])>c)\n"
+        "    if rev: s=6-s\n"
+        "    if int(r[sc])!=s: sys.exit('%s %s: %s != %d'%(r['customer_id'],sc,r[sc],s))\n"
+        "  same+=all(r[k]==a[r['customer_id']][k] for k in ('r_score','f_score','m_score'))\n"
+        "sys.exit(0 if same==len(b) else 'only %d of %d keep their scores'%(same,len(b)))\n";
+    char *py = cvm_test_path(dir, "check.py");
+    cvm_test_write_file(py, check);
+    assert_int_equal(cvm_test_system("cd '%s' && python3 check.py", dir), 0);
+    free(py);
+    /* A missing or incompatible source is a config error. */
+    assert_int_equal(cvm("run n.yaml --out out3 --set rfm.method=frozen --set rfm.freeze_from=nowhere"), 2);
+    expect_err("rfm.freeze_from");
+    snprintf(args, sizeof args, "run n.yaml --out out3 --set rfm.method=frozen --set rfm.bins=4 --set rfm.freeze_from=out/%s", first);
+    assert_int_equal(cvm(args), 2);
+    expect_err("rfm.bins");
+    free(l);
+}
+
 static void test_docs_are_current(void **state)
 {
     (void)state;
@@ -198,6 +282,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_data_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validate_and_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_degrades_without_master_columns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frozen_cutoffs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs_are_current, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

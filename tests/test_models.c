@@ -136,6 +136,8 @@ static void test_rfm_scores_ties_and_reversal(void **state)
     p.bins = 4;
     p.breaks[0][1] = 0.5;
     assert_non_null(cvm_rfm_params_check(&p));
+    p.breaks[0][1] = p.breaks[0][0]; /* equal points: allowed (frozen ties) */
+    assert_null(cvm_rfm_params_check(&p));
 }
 
 static void test_rfm_segments(void **state)
