@@ -14,6 +14,11 @@
 #include <omp.h>
 #endif
 
+bool cvm_ingest_in_partition(const char *s, size_t len, unsigned parts, unsigned part)
+{
+    return parts <= 1 || cvm_dict_hash(s, len) % parts == part;
+}
+
 void cvm_txn_spec_default(cvm_txn_spec *s)
 {
     memset(s, 0, sizeof *s);
@@ -64,7 +69,7 @@ typedef struct chunk {
     cvm_dict *dcust, *dorder, *dprod;
     last_key last[3];     /* customer, order, product */
     cvm_rejects rej;
-    uint64_t rows, utf8_repaired;
+    uint64_t rows, utf8_repaired, other_partition;
     char *scratch;            /* UTF-8 repair buffer */
     size_t scratch_cap;
     const ingest_shared *sh;
@@ -258,6 +263,12 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     const int *col = sh->col;
     if (rec->len[col[R_CUSTOMER]] == 0)
         return reject(c, rec, col[R_CUSTOMER], CVM_REJECT_MISSING_CUSTOMER, "empty", err);
+    if (sp->partitions > 1 &&
+        !cvm_ingest_in_partition(rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]],
+                                 sp->partitions, sp->partition)) {
+        c->other_partition++;
+        return CVM_OK;
+    }
     if (col[R_ORDER] >= 0 && rec->len[col[R_ORDER]] == 0)
         return reject(c, rec, col[R_ORDER], CVM_REJECT_MISSING_ORDER, "empty", err);
     int32_t day;
@@ -863,11 +874,12 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
             cs[k]->line[i] += (uint32_t)chunks.first_line[k];
         stats->rows += cs[k]->rows;
         stats->utf8_repaired += cs[k]->utf8_repaired;
+        stats->other_partition += cs[k]->other_partition;
         total += cs[k]->n;
         rc = cvm_rejects_append(rej, &cs[k]->rej, err);
     }
     stats->accepted = total;
-    stats->rejected = stats->rows - total;
+    stats->rejected = stats->rows - total - stats->other_partition;
 
     /* Global dictionaries: customers and products sorted bytewise, orders in
      * first-appearance order. */
@@ -884,7 +896,11 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     if (rc == CVM_OK && extra_customers)
         for (size_t i = 0; i < cvm_dict_size(extra_customers) && rc == CVM_OK; i++)
-            if (cvm_dict_intern(out->customers, cvm_dict_str(extra_customers, (int32_t)i),
+            if ((sp->partitions <= 1 ||
+                 cvm_ingest_in_partition(cvm_dict_str(extra_customers, (int32_t)i),
+                                         cvm_dict_len(extra_customers, (int32_t)i),
+                                         sp->partitions, sp->partition)) &&
+                cvm_dict_intern(out->customers, cvm_dict_str(extra_customers, (int32_t)i),
                                 cvm_dict_len(extra_customers, (int32_t)i)) < 0)
                 rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     if (rc == CVM_OK)

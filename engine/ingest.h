@@ -49,6 +49,11 @@ typedef struct cvm_txn_spec {
     size_t chunk_bytes;       /* default 16 MiB; results do not depend on it */
     bool libcsv_only;         /* every line through libcsv (no quote-free fast path) */
     bool keep_order_ids;      /* keep the order id strings in out->orders */
+    /* Hash partition of customers: keep only customers whose id hashes to
+     * `partition` modulo `partitions` (cvm_dict_hash of the id bytes), so
+     * N processes can each run the per-customer stages on 1/N of the
+     * customers. partitions <= 1 keeps everything. */
+    unsigned partitions, partition;
     int threads;              /* <= 0: OpenMP default */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
@@ -63,6 +68,7 @@ typedef struct cvm_ingest_stats {
     uint64_t excluded;        /* accepted lines with a non-product code */
     uint64_t duplicates;      /* dropped duplicates (also in rejects) */
     uint64_t utf8_repaired;   /* text fields re-encoded from Latin-1 */
+    uint64_t other_partition; /* rows of customers outside this partition */
     size_t chunks;
     int boundary_repairs;     /* chunk starts that fell inside a quoted newline */
     bool orders_synthesized;  /* no order column: one order per customer-day */
@@ -83,6 +89,9 @@ void cvm_txn_spec_default(cvm_txn_spec *s);
 int cvm_ingest_transactions(const cvm_txn_spec *spec, const cvm_dict *extra_customers,
                             cvm_txn_table *out, cvm_rejects *rej, cvm_ingest_stats *stats,
                             cvm_err *err);
+
+/** @brief true when customer id s belongs to partition `part` of `parts`. */
+bool cvm_ingest_in_partition(const char *s, size_t len, unsigned parts, unsigned part);
 
 /* ---- master data: small files, read serially ---- */
 

@@ -155,6 +155,10 @@ static int build_params(const cvm_config *c, job_params *jp, cvm_err *err)
         return CVM_FAIL(err, CVM_ECONFIG,
                         "%s: set input.transactions.columns.unit_price or .revenue", src);
 
+    if (cvm_config_int(c, "job.partition") >= cvm_config_int(c, "job.partitions"))
+        return CVM_FAIL(err, CVM_ECONFIG, "%s: job.partition must be below job.partitions (%ld)",
+                        src, cvm_config_int(c, "job.partitions"));
+
     /* RFM. */
     cvm_rfm_params_default(&jp->rfm);
     jp->rfm.bins = (int)cvm_config_int(c, "rfm.bins");
@@ -474,6 +478,8 @@ static int ingest(run *R, cvm_err *err)
     sp.drop_duplicates = cvm_config_bool(c, "cleaning.drop_duplicates");
     sp.chunk_bytes = (size_t)cvm_config_int(c, "input.transactions.chunk_mb") << 20;
     sp.threads = R->threads;
+    sp.partitions = (unsigned)cvm_config_int(c, "job.partitions");
+    sp.partition = (unsigned)cvm_config_int(c, "job.partition");
     sp.progress = on_progress;
     sp.progress_ctx = R;
     int rc = add_input(R, "transactions", sp.path, err);
@@ -532,7 +538,7 @@ static int ingest(run *R, cvm_err *err)
 static int check_rejects(run *R, cvm_err *err)
 {
     double max = cvm_config_double(R->cfg, "cleaning.max_reject_ratio");
-    uint64_t rows = R->ist.rows;
+    uint64_t rows = R->ist.rows - R->ist.other_partition;
     uint64_t bad = R->ist.rejected;
     double ratio = rows ? (double)bad / (double)rows : 0;
     if (rows == 0)
@@ -624,6 +630,10 @@ static int master_columns(run *R, cvm_err *err)
             const char *cs = cvm_text_cell(&R->inter, r, 3);
             uint64_t line = R->inter.line[r];
             int32_t ci = cvm_dict_find(R->txn.customers, id, strlen(id));
+            if (ci < 0 && !cvm_ingest_in_partition(id, strlen(id),
+                                                   (unsigned)cvm_config_int(R->cfg, "job.partitions"),
+                                                   (unsigned)cvm_config_int(R->cfg, "job.partition")))
+                continue; /* another partition's customer */
             if (ci < 0) {
                 CVM_TRY(cvm_rejects_add(&R->rej, R->path_int, line, 1, "customer", CVM_REJECT_UNKNOWN_CUSTOMER,
                                         "no such customer in transactions or master", id, strlen(id), err));
@@ -908,6 +918,7 @@ static int publish(run *R, const char *status, cvm_err *err)
     json_object_set_new(rows, "excluded", json_integer((json_int_t)R->ist.excluded));
     json_object_set_new(rows, "duplicates_dropped", json_integer((json_int_t)R->ist.duplicates));
     json_object_set_new(rows, "text_fields_reencoded", json_integer((json_int_t)R->ist.utf8_repaired));
+    json_object_set_new(rows, "other_partition", json_integer((json_int_t)R->ist.other_partition));
     json_object_set_new(rows, "customers", json_integer((json_int_t)R->txn.n_customers));
     json_object_set_new(rows, "orders", json_integer((json_int_t)R->txn.n_orders));
     json_object_set_new(rows, "products", json_integer(R->txn.products ? (json_int_t)cvm_dict_size(R->txn.products) : 0));

@@ -17,6 +17,12 @@ static const cvm_cfg_key core_schema[] = {
      "and input give the same output bytes whatever the thread count."},
     {"job.threads", CVM_CFG_INT, "0", 0, 1024, NULL,
      "Worker threads; 0 = all cores (OpenMP default). --threads overrides."},
+    {"job.partitions", CVM_CFG_INT, "1", 1, 65536, NULL,
+     "Split customers into this many hash partitions (by their id) and process only "
+     "job.partition: N runs (or machines) each take 1/N of the customers. Scores and "
+     "percentiles are then relative to the partition."},
+    {"job.partition", CVM_CFG_INT, "0", 0, 65535, NULL,
+     "Which partition this run processes, 0..job.partitions-1."},
 
     /* ---- input.transactions ---- */
     {"input.transactions.path", CVM_CFG_STRING, NULL, NR, NULL,

@@ -166,8 +166,8 @@ static const char *cell(const out_ctx *o, int row, const char *col)
 
 static int run_cvm(const char *out, const char *extra)
 {
-    return cvm_test_system("cd '%s' && '%s' run jobs/nightly.yaml --out '%s' --quiet %s > '%s/stdout' 2> '%s/stderr'",
-                           cvm_test_source_dir(), cvm_test_binary(), out, extra, out, out);
+    return cvm_test_system("mkdir -p '%s' && cd '%s' && '%s' run jobs/nightly.yaml --out '%s' --quiet %s > '%s/stdout' 2> '%s/stderr'",
+                           out, cvm_test_source_dir(), cvm_test_binary(), out, extra, out, out);
 }
 
 static void test_against_brute_force(void **state)
@@ -404,9 +404,49 @@ static void test_threads_and_chunks_give_same_bytes(void **state)
     free(b);
 }
 
+/* Three hash partitions together hold every customer exactly once, with
+ * the same per-customer purchase and profit figures as the whole run. */
+static void test_partitions_cover_the_whole(void **state)
+{
+    (void)state;
+    char *dir = cvm_test_mkdtemp("part");
+    char whole[4200];
+    snprintf(whole, sizeof whole, "%s/whole", dir);
+    assert_int_equal(run_cvm(whole, ""), 0);
+    static const char check[] =
+        "import csv,sys\n"
+        "cols=('recency_days','frequency','monetary','gross_margin','cost_to_serve','profit')\n"
+        "w={r['customer_id']:r for r in csv.DictReader(open(sys.argv[1]))}\n"
+        "seen=set()\n"
+        "for p in sys.argv[2:]:\n"
+        "  for r in csv.DictReader(open(p)):\n"
+        "    c=r['customer_id']\n"
+        "    if c in seen: sys.exit('%s twice'%c)\n"
+        "    seen.add(c)\n"
+        "    for k in cols:\n"
+        "      if r[k]!=w[c][k]: sys.exit('%s %s: %s != %s'%(c,k,r[k],w[c][k]))\n"
+        "if seen!=set(w): sys.exit('%d of %d customers'%(len(seen),len(w)))\n";
+    char *py = cvm_test_path(dir, "check.py");
+    cvm_test_write_file(py, check);
+    char parts[3][4200];
+    for (int p = 0; p < 3; p++) {
+        snprintf(parts[p], sizeof parts[p], "%s/p%d", dir, p);
+        char extra[128];
+        snprintf(extra, sizeof extra, "--set job.partitions=3 --set job.partition=%d", p);
+        assert_int_equal(run_cvm(parts[p], extra), 0);
+    }
+    assert_int_equal(cvm_test_system("python3 '%s' '%s/latest/segments.csv' '%s/latest/segments.csv' "
+                                     "'%s/latest/segments.csv' '%s/latest/segments.csv'",
+                                     py, whole, parts[0], parts[1], parts[2]), 0);
+    free(py);
+    cvm_test_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_partitions_cover_the_whole),
         cmocka_unit_test(test_against_brute_force),
         cmocka_unit_test(test_threads_and_chunks_give_same_bytes),
     };
