@@ -7,7 +7,8 @@
 #
 #   --lines L1,L2   data sizes (transaction lines), one table per size (default 1000000,10000000)
 #   --runs N        runs of every configuration; the tables show the median wall time (default 3)
-#   --customers N   customers in the generated data (default 100000)
+#   --customers N   customers in the generated data (default: lines / 100, at least 100, at
+#                   most 999999: 10,000 for 1M lines, 100,000 for 10M)
 #   --seed S        generator seed (default 1)
 #   --keep          keep the work directory (every run's stdout, stderr, summary.json, run dir)
 #   --regen         regenerate the data even if a matching file exists
@@ -36,7 +37,7 @@ REPO="$(cd "$BENCH_DIR/.." && pwd)"
 
 LINES_LIST="1000000,10000000"
 RUNS=3
-CUSTOMERS=100000
+CUSTOMERS=""
 SEED=1
 KEEP=0
 REGEN=0
@@ -66,7 +67,7 @@ while [ $# -gt 0 ]; do
 done
 IFS=',' read -r -a SIZES <<< "$LINES_LIST"
 [ ${#SIZES[@]} -gt 0 ] || { echo "bench/run.sh: --lines is empty" >&2; exit 2; }
-for n in "${SIZES[@]}" "$RUNS" "$CUSTOMERS" "$SEED"; do
+for n in "${SIZES[@]}" "$RUNS" "${CUSTOMERS:-0}" "$SEED"; do
   [[ "$n" =~ ^[0-9]+$ ]] || { echo "bench/run.sh: '$n' is not a non-negative integer" >&2; exit 2; }
 done
 [ "$RUNS" -ge 1 ] || { echo "bench/run.sh: --runs must be at least 1" >&2; exit 2; }
@@ -87,6 +88,7 @@ JOB="$BENCH_DIR/rfm_job.yaml"
 [ -f "$PEERS_DIR/rfm_duckdb.mjs" ] || die "missing $PEERS_DIR/rfm_duckdb.mjs"
 
 WORK="$(mktemp -d /tmp/cvm-bench.XXXXXX)"
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   if [ "$KEEP" = 1 ]; then note "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -102,9 +104,13 @@ apt_missing() {
   done
   echo "${out[@]:-}"
 }
-# Build dependencies of cvm and the benchmark's own packages (Debian names).
+# Build dependencies of cvm and the benchmark's own packages (Debian names). Node.js and npm
+# count as present when the commands are there (a Node.js from elsewhere ships its own npm, and
+# Debian's npm package would conflict with it).
 APT_PKGS=(build-essential cmake pkg-config libgsl-dev libcsv-dev libyaml-dev libjansson-dev
-          python3 python3-pandas python3-sklearn nodejs npm time)
+          python3 python3-pandas python3-sklearn time)
+command -v node > /dev/null || APT_PKGS+=(nodejs)
+command -v npm > /dev/null || APT_PKGS+=(npm)
 missing="$(apt_missing "${APT_PKGS[@]}")"
 if [ -n "$missing" ]; then
   [ "$INSTALL" = 1 ] || die "missing Debian packages: $missing (run without --no-install)"
@@ -148,6 +154,7 @@ GEN_HASH="$(cat "$REPO"/jobs/gen.c "$REPO"/jobs/gen.h "$REPO"/jobs/gen_cli.c 2>/
 # ---------------------------------------------------------------- machine
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 UPTIME_START="$(uptime)"
+START_DATE="$(date -u +%Y-%m-%dT%H:%MZ)"
 LOAD_LOG="$WORK/load.txt"
 echo "start $(loadavg)" > "$LOAD_LOG"
 CPU_MODEL="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -165,9 +172,13 @@ CC_VERSION="$("${CC_PATH:-cc}" --version 2>/dev/null | head -n 1 || true)"
 measure() {
   local dir="$1"; shift
   mkdir -p "$dir"
-  local rc=0
+  local rc=0 t0 t1
+  t0="$EPOCHREALTIME"
   timeout "$TIMEOUT" /usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$@" > "$dir/stdout" 2> "$dir/stderr" || rc=$?
+  t1="$EPOCHREALTIME"
   echo "$rc" > "$dir/rc"
+  # /usr/bin/time's %e has 10 ms steps: keep a finer wall time taken around it as well.
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }' > "$dir/wall"
   return 0
 }
 
@@ -198,16 +209,18 @@ run_config() {
   esac
   local rc wall="?"
   rc="$(cat "$dir/rc")"
-  [ -s "$dir/time" ] && wall="$(tail -n 1 "$dir/time" | cut -d' ' -f1)"
+  [ -s "$dir/wall" ] && wall="$(cat "$dir/wall")"
   if [ "$rc" = 0 ]; then note "  run $rep $name: ${wall} s"
   else note "  run $rep $name: FAILED (exit $rc), see below"; tail -n 5 "$dir/stderr" >&2 || true; fi
 }
 
 CONFIGS=(cvm-1 cvm-2 duckdb-1 duckdb-2 pandas-1)
 for L in "${SIZES[@]}"; do
-  ddir="$DATA_ROOT/c${CUSTOMERS}_l${L}_s${SEED}"
+  C="$CUSTOMERS"
+  if [ -z "$C" ]; then C=$(( L / 100 )); [ "$C" -ge 100 ] || C=100; [ "$C" -le 999999 ] || C=999999; fi
+  ddir="$DATA_ROOT/c${C}_l${L}_s${SEED}"
   file="$ddir/transactions.csv"
-  stamp="customers=$CUSTOMERS lines=$L seed=$SEED bad-rows=0 generator=$GEN_HASH"
+  stamp="customers=$C lines=$L seed=$SEED bad-rows=0 generator=$GEN_HASH"
   if [ "$REGEN" = 1 ] || [ ! -f "$ddir/.complete" ] || [ "$(cat "$ddir/.complete")" != "$stamp" ] \
       || [ ! -f "$file" ]; then
     # ~95 bytes a line for the transactions, plus the other files: ask for 1.3x.
@@ -216,9 +229,9 @@ for L in "${SIZES[@]}"; do
     avail_kb="$(df -Pk "$DATA_ROOT" | awk 'NR==2 {print $4}')"
     [ "$avail_kb" -ge "$need_kb" ] \
       || die "not enough disk in $DATA_ROOT for $L lines: $((avail_kb/1024)) MiB free, ~$((need_kb/1024)) MiB needed"
-    note "generating $L lines ($CUSTOMERS customers, seed $SEED) into $ddir"
+    note "generating $L lines ($C customers, seed $SEED) into $ddir"
     rm -rf "$ddir"
-    "$CVM" gen --customers "$CUSTOMERS" --lines "$L" --seed "$SEED" --out "$ddir" --bad-rows 0 \
+    "$CVM" gen --customers "$C" --lines "$L" --seed "$SEED" --out "$ddir" --bad-rows 0 \
       > "$WORK/gen-$L.log" 2>&1 || { cat "$WORK/gen-$L.log" >&2; die "cvm gen failed for $L lines"; }
     echo "$stamp" > "$ddir/.complete"
   else
@@ -229,7 +242,7 @@ for L in "${SIZES[@]}"; do
   bytes="$(stat -c %s "$file")"
   rows=$(( $(wc -l < "$file") - 1 ))
   printf '{"lines": %s, "file": "%s", "bytes": %s, "rows": %s, "customers": %s, "seed": %s}\n' \
-    "$L" "$file" "$bytes" "$rows" "$CUSTOMERS" "$SEED" > "$sdir/meta.json"
+    "$L" "$file" "$bytes" "$rows" "$C" "$SEED" > "$sdir/meta.json"
   cat "$file" > /dev/null   # into the page cache: every tool reads it from memory
   note "size $L: $rows data rows, $bytes bytes; $RUNS run(s) of ${CONFIGS[*]}"
   echo "before-$L $(loadavg)" >> "$LOAD_LOG"
@@ -250,8 +263,9 @@ if [ -z "$OUT" ]; then
   OUT="$BENCH_DIR/results-$(date +%Y-%m-%d).md"
   [ ! -e "$OUT" ] || OUT="$BENCH_DIR/results-$(date +%Y-%m-%d-%H%M).md"
 fi
-export R_DATE="$(date -u +%Y-%m-%dT%H:%MZ)" R_NPROC="$(nproc)" R_CPU="$CPU_MODEL" \
-  R_MEM_TOTAL_MB="$MEM_TOTAL_MB" R_MEM_AVAIL_MB="$MEM_AVAIL_MB" R_KERNEL="$(uname -r)" \
+R_DATE="$START_DATE"; R_NPROC="$(nproc)"; R_KERNEL="$(uname -r)"
+export R_DATE R_NPROC R_KERNEL R_CPU="$CPU_MODEL" \
+  R_MEM_TOTAL_MB="$MEM_TOTAL_MB" R_MEM_AVAIL_MB="$MEM_AVAIL_MB" \
   R_UPTIME_START="$UPTIME_START" R_UPTIME_END="$UPTIME_END" R_CVM="$CVM_VERSION" R_GIT="$GIT_REV" \
   R_CC="$CC_VERSION" R_DUCKDB="$DUCKDB_VERSION" R_NODE="$NODE_VERSION" R_PANDAS="$PANDAS_VERSION" \
   R_RUNS="$RUNS" R_SIZES="$LINES_LIST" R_CONFIGS="${CONFIGS[*]}"
