@@ -11,8 +11,10 @@
  * about chunk_bytes at line ends; OpenMP threads parse chunks concurrently,
  * each with its own libcsv parser and a per-chunk context from ops->begin.
  * A chunk boundary that falls inside a quoted field (an embedded newline) is
- * detected from the previous chunk's parser state and repaired by continuing
- * that parser and re-parsing the rest, so the records delivered are exactly
+ * detected from the previous chunk's parser state and repaired: the previous
+ * chunk ends before its unfinished record, and the next chunk is re-parsed
+ * from that record's first byte with a fresh parser (the parser is between
+ * records there, so this is exact), so the records delivered are exactly
  * those of a serial parse, in file order when chunks are read in order.
  * Chunk boundaries depend only on the file and chunk_bytes, never on the
  * thread count.

@@ -1,6 +1,7 @@
 #include "dict.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,20 +16,20 @@ typedef struct arena_block {
 } arena_block;
 
 typedef struct slot {
+    uint64_t k0, k1; /* the first 16 bytes, zero padded: ids are short, so
+                        most compares end here without touching the string */
     const char *s;   /* string in the arena, NULL = empty slot */
     uint32_t id;
-    uint32_t tag;    /* high hash bits: most probes skip the compare */
+    uint32_t len;
 } slot;
 
 struct cvm_dict {
-    /* Open addressing with linear probing; a slot holds the string pointer
-     * itself so a hit costs one cache miss for the slot and one for the
-     * bytes (the length sits just before them in the arena). */
+    /* Open addressing with linear probing at load <= 0.5. */
     slot *slots;
     size_t mask;
     size_t n;
     const char **str;
-    size_t cap;      /* entries before the table grows (load <= 0.5) */
+    size_t cap;      /* entries before the table grows */
     arena_block *arena;
     size_t bytes;
 };
@@ -48,19 +49,31 @@ static inline uint64_t mix64(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
+static inline void head16(const char *s, size_t len, uint64_t *k0, uint64_t *k1)
+{
+    unsigned char b[16] = {0};
+    memcpy(b, s, len < 16 ? len : 16);
+    memcpy(k0, b, 8);
+    memcpy(k1, b + 8, 8);
+}
+
+static inline uint64_t hash_head(uint64_t k0, uint64_t k1, size_t len)
+{
+    return mix64(mix64(k0 ^ 0x243F6A8885A308D3ULL ^ len, k1 ^ 0x9E3779B97F4A7C15ULL),
+                 0x94D049BB133111EBULL);
+}
+
 uint64_t cvm_dict_hash(const char *s, size_t len)
 {
-    uint64_t h = 0x243F6A8885A308D3ULL ^ len;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        h = mix64(h ^ w, 0x9E3779B97F4A7C15ULL);
+    uint64_t k0, k1;
+    head16(s, len, &k0, &k1);
+    uint64_t h = hash_head(k0, k1, len);
+    for (size_t i = 16; i < len; i += 8) {
+        uint64_t w = 0;
+        memcpy(&w, s + i, len - i < 8 ? len - i : 8);
+        h = mix64(h ^ w, 0xBF58476D1CE4E5B9ULL);
     }
-    uint64_t w = 0;
-    memcpy(&w, s + i, len - i);
-    h = mix64(h ^ w, 0xBF58476D1CE4E5B9ULL);
-    return mix64(h, 0x94D049BB133111EBULL);
+    return h;
 }
 
 cvm_dict *cvm_dict_new(size_t expected)
@@ -138,7 +151,7 @@ static int grow(cvm_dict *d)
         if (d->slots[i].s == NULL)
             continue;
         const char *p = d->slots[i].s;
-        uint64_t h = cvm_dict_hash(p, str_len(p));
+        uint64_t h = cvm_dict_hash(p, d->slots[i].len);
         size_t j = h & mask;
         while (ns[j].s)
             j = (j + 1) & mask;
@@ -151,20 +164,27 @@ static int grow(cvm_dict *d)
     return 0;
 }
 
+static inline bool slot_eq(const slot *sl, uint64_t k0, uint64_t k1, const char *s, size_t len)
+{
+    return sl->k0 == k0 && sl->k1 == k1 && sl->len == len &&
+           (len <= 16 || memcmp(sl->s + 16, s + 16, len - 16) == 0);
+}
+
 int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
 {
     assert(d->slots != NULL); /* not frozen */
-    uint32_t tag = (uint32_t)(h >> 32);
+    uint64_t k0, k1;
+    head16(s, len, &k0, &k1);
     size_t j = h & d->mask;
     for (;;) {
         const slot *sl = &d->slots[j];
         if (sl->s == NULL)
             break;
-        if (sl->tag == tag && str_len(sl->s) == len && memcmp(sl->s, s, len) == 0)
+        if (slot_eq(sl, k0, k1, s, len))
             return (int32_t)sl->id;
         j = (j + 1) & d->mask;
     }
-    if (d->n >= INT32_MAX - 1)
+    if (d->n >= INT32_MAX - 1 || len > UINT32_MAX)
         return -1;
     if (d->n + 1 > d->cap) {
         if (grow(d) != 0)
@@ -177,9 +197,12 @@ int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
     if (copy == NULL)
         return -1;
     d->str[d->n] = copy;
-    d->slots[j].s = copy;
-    d->slots[j].id = (uint32_t)d->n;
-    d->slots[j].tag = tag;
+    slot *sl = &d->slots[j];
+    sl->s = copy;
+    sl->k0 = k0;
+    sl->k1 = k1;
+    sl->id = (uint32_t)d->n;
+    sl->len = (uint32_t)len;
     return (int32_t)d->n++;
 }
 
@@ -191,14 +214,14 @@ int32_t cvm_dict_intern(cvm_dict *d, const char *s, size_t len)
 int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
 {
     assert(d->slots != NULL); /* not frozen */
-    uint64_t h = cvm_dict_hash(s, len);
-    uint32_t tag = (uint32_t)(h >> 32);
-    size_t j = h & d->mask;
+    uint64_t k0, k1;
+    head16(s, len, &k0, &k1);
+    size_t j = cvm_dict_hash(s, len) & d->mask;
     for (;;) {
         const slot *sl = &d->slots[j];
         if (sl->s == NULL)
             return -1;
-        if (sl->tag == tag && str_len(sl->s) == len && memcmp(sl->s, s, len) == 0)
+        if (slot_eq(sl, k0, k1, s, len))
             return (int32_t)sl->id;
         j = (j + 1) & d->mask;
     }

@@ -319,6 +319,13 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     if (sh->exclude && col[R_PRODUCT] >= 0 &&
         cvm_dict_find(sh->exclude, rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]) >= 0)
         flags |= CVM_TXN_EXCLUDED;
+    if (flags & CVM_TXN_RETURN) {
+        /* A return reduces revenue and cost whatever sign it was recorded
+         * with (some systems keep positive amounts on return documents). */
+        qty = -fabs(qty);
+        rev = -fabs(rev);
+        ucost = fabs(ucost);
+    }
     c->cust[i] = cid;
     c->order[i] = oid;
     c->day[i] = day;
@@ -1103,7 +1110,16 @@ static int text_record(void *ctx, const cvm_csv_record *rec, cvm_err *err)
                                err);
     if (sp->unique) {
         size_t before = cvm_dict_size(t->ids);
-        int32_t id = cvm_dict_intern(t->ids, rec->field[idc], rec->len[idc]);
+        /* Ids are re-encoded exactly like the transactions' ids, so a Latin-1
+         * id in a master still finds its customer or product. */
+        char idbuf[512];
+        const char *idp = rec->field[idc];
+        size_t idl = rec->len[idc];
+        if (!cvm_utf8_valid(idp, idl) && 2 * idl + 1 <= sizeof idbuf) {
+            idl = cvm_utf8_repair(idp, idl, idbuf);
+            idp = idbuf;
+        }
+        int32_t id = cvm_dict_intern(t->ids, idp, idl);
         if (id < 0)
             return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
         if ((size_t)id < before) {

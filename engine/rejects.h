@@ -23,7 +23,7 @@
     X(DUPLICATE, "duplicate", "the same line (all mapped fields equal) appeared before; dropped by cleaning.drop_duplicates") \
     X(DUPLICATE_ID, "duplicate_id", "a master-data id appears twice; the first row wins") \
     X(UNKNOWN_CUSTOMER, "unknown_customer", "an interaction names a customer with no transactions and no master row") \
-    X(OUT_OF_RANGE, "out_of_range", "a value is outside its documented range (e.g. satisfaction outside 1..5)")
+    X(OUT_OF_RANGE, "out_of_range", "a value is outside its valid range (a negative complaint count in the customer master)")
 
 typedef enum {
 #define CVM__REJ_ENUM(code, name, doc) CVM_REJECT_##code,

@@ -598,7 +598,12 @@ static int master_columns(run *R, cvm_err *err)
                 double x;
                 if (v == NULL)
                     continue;
-                if (cvm_parse_double(v, strlen(v), &x)) {
+                if (cvm_parse_double(v, strlen(v), &x) && k == 1 && x < 0) {
+                    char detail[160];
+                    snprintf(detail, sizeof detail, "complaints %.100s is negative", v);
+                    CVM_TRY(cvm_rejects_add(&R->rej, R->path_cust, R->cust.line[r], 0, nname[k],
+                                            CVM_REJECT_OUT_OF_RANGE, detail, v, strlen(v), err));
+                } else if (cvm_parse_double(v, strlen(v), &x)) {
                     nv[k][ci] = x;
                 } else {
                     char detail[160];
@@ -888,10 +893,13 @@ static json_t *rejects_json(const cvm_rejects *r, const cvm_ingest_stats *st)
                                 json_integer((json_int_t)r->by_reason[i]));
     json_object_set_new(o, "total", json_integer((json_int_t)r->n));
     json_object_set_new(o, "by_reason", by);
-    json_object_set_new(o, "transaction_rows", json_integer((json_int_t)st->rows));
+    /* Under job.partitions the ratio is over this partition's rows (plus
+     * the rows no partition can claim), exactly as cleaning checks it. */
+    uint64_t rows = st->rows - st->other_partition;
+    json_object_set_new(o, "transaction_rows", json_integer((json_int_t)rows));
     json_object_set_new(o, "transaction_rows_rejected", json_integer((json_int_t)st->rejected));
     json_object_set_new(o, "transaction_reject_ratio",
-                        json_real(st->rows ? (double)st->rejected / (double)st->rows : 0));
+                        json_real(rows ? (double)st->rejected / (double)rows : 0));
     return o;
 }
 

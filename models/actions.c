@@ -177,11 +177,12 @@ static void explain(const cvm_custtab *ct, const char *column, size_t row, char 
                  cell ? cell : "-", seg ? seg : "-", r, f, m);
     } else if (strcmp(column, "volume_tier") == 0) {
         const char *vol = str(ct, "volume_tier", row);
-        snprintf(out, len, "%s volume (revenue percentile %.0f)", vol ? vol : "?",
-                 100 * num(ct, "value_percentile", row));
+        snprintf(out, len, "%s volume (%.2f revenue in the last window)", vol ? vol : "?",
+                 num(ct, "revenue_recent", row));
     } else if (strcmp(column, "pareto_top") == 0) {
-        snprintf(out, len, "among the customers making the top share of profit (profit %.2f)",
-                 num(ct, "profit", row));
+        double top = num(ct, "pareto_top", row);
+        snprintf(out, len, "%s the customers making the top share of profit (profit %.2f, rank %.0f)",
+                 top == 1 ? "among" : "not among", num(ct, "profit", row), num(ct, "pareto_rank", row));
     } else {
         const cvm_column *c = cvm_custtab_find(ct, column);
         char v[128] = "";

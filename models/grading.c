@@ -101,7 +101,7 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
                         p->basis_profit ? " and profit" : "");
     size_t n = ct->n_rows;
     double *vp = cvm_custtab_add_double(ct, "value_percentile", "share",
-        "Percentile (mid-rank, 0..1) of revenue_recent, or of profit with value.grade_basis = profit, among customers with purchases.", 4, err);
+        "Percentile (mid-rank, 0..1) of revenue_recent, or of profit with grading.basis = profit, among customers with purchases.", 4, err);
     if (!vp) return err->status;
     double *ip = cvm_custtab_add_double(ct, "influence_percentile", "share",
         "Percentile of the master's influence (empty when the column is absent).", 4, err);
