@@ -12,6 +12,9 @@
 #endif
 
 #include "alloc.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* libcsv's parser state between records (ROW_NOT_BEGUN in libcsv.c). */
 #define CVM__CSV_ROW_NOT_BEGUN 0
@@ -142,50 +145,113 @@ static inline bool is_blank(char c, char delim)
     return (c == ' ' || c == '\t') && c != delim;
 }
 
-/* Splits one quote-free line q[0..len) (no line end, no CR inside) the way
- * libcsv does with its default options: fields at the delimiter, blanks
- * around each field trimmed, a line of blanks only is no record. Fields
- * point into the buffer (not NUL-terminated), so the raw text stays intact. */
-static void fast_line(rec_state *st, const char *q, size_t len)
+static int grow_fields(rec_state *st)
+{
+    size_t cap = st->fcap ? st->fcap * 2 : 16;
+    size_t *fl = cvm_reallocarray(st->flen, cap, sizeof *fl);
+    if (fl)
+        st->flen = fl;
+    size_t *fo = cvm_reallocarray(st->foff, cap, sizeof *fo);
+    if (fo)
+        st->foff = fo;
+    const char **fp = cvm_reallocarray((void *)st->fptr, cap, sizeof *fp);
+    if (fp)
+        st->fptr = fp;
+    if (!fl || !fo || !fp) {
+        st->status = CVM_FAIL(st->err, CVM_ENOMEM, "out of memory reading CSV fields");
+        return -1;
+    }
+    st->fcap = cap;
+    return 0;
+}
+
+#define SWAR_LO7 0x7F7F7F7F7F7F7F7FULL
+#define SWAR_ONES 0x0101010101010101ULL
+
+/* High bit of each byte of x that is zero, exactly (no carries between
+ * bytes, unlike the classic (x - 0x01..) & ~x trick). */
+static inline uint64_t zero_bytes(uint64_t x)
+{
+    uint64_t t = (x & SWAR_LO7) + SWAR_LO7;
+    return ~(t | x | SWAR_LO7);
+}
+
+static inline void add_field(rec_state *st, const char *q, size_t b, size_t e, size_t nf)
 {
     const char d = st->delim;
-    size_t a = 0;
-    while (a < len && is_blank(q[a], d))
-        a++;
-    if (a == len)
-        return; /* blank line: libcsv reports nothing */
-    /* One pass: fields end at the delimiter; blanks around them trimmed. */
-    size_t nf = 0, start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && q[i] != d)
-            continue;
-        if (nf == st->fcap) {
-            size_t cap = st->fcap ? st->fcap * 2 : 16;
-            size_t *fl = cvm_reallocarray(st->flen, cap, sizeof *fl);
-            if (fl)
-                st->flen = fl;
-            size_t *fo = cvm_reallocarray(st->foff, cap, sizeof *fo);
-            if (fo)
-                st->foff = fo;
-            const char **fp = cvm_reallocarray((void *)st->fptr, cap, sizeof *fp);
-            if (fp)
-                st->fptr = fp;
-            if (!fl || !fo || !fp) {
-                st->status = CVM_FAIL(st->err, CVM_ENOMEM, "out of memory reading CSV fields");
-                return;
-            }
-            st->fcap = cap;
+    while (b < e && is_blank(q[b], d))
+        b++;
+    while (e > b && is_blank(q[e - 1], d))
+        e--;
+    st->fptr[nf] = q + b;
+    st->flen[nf] = e - b;
+}
+
+/* Splits one line q[0..len) (no line end) the way libcsv does with its
+ * default options, when the line has no quote and no CR: fields at the
+ * delimiter, blanks around each field trimmed, a line of blanks only is no
+ * record. Eight bytes at a time: one pass finds delimiters and rules the
+ * line out (returns false) if it holds a quote or a CR, which libcsv then
+ * parses. Fields point into the buffer (not NUL-terminated), so the raw
+ * text stays intact. */
+static bool fast_line(rec_state *st, const char *q, size_t len)
+{
+    size_t nf = 0, start = 0, pos = 0;
+#ifdef __SSE2__
+    /* Sixteen bytes at a time: compare with the delimiter, the quote and CR. */
+    const __m128i vd = _mm_set1_epi8(st->delim), vq = _mm_set1_epi8('"'), vr = _mm_set1_epi8('\r');
+    for (; pos < len; pos += 16) {
+        __m128i w;
+        if (len - pos >= 16) {
+            w = _mm_loadu_si128((const __m128i *)(const void *)(q + pos));
+        } else {
+            /* Zero padding matches none of the three characters. */
+            char tail[16] = {0};
+            memcpy(tail, q + pos, len - pos);
+            w = _mm_loadu_si128((const __m128i *)(const void *)tail);
         }
-        size_t b = start, e = i;
-        while (b < e && is_blank(q[b], d))
-            b++;
-        while (e > b && is_blank(q[e - 1], d))
-            e--;
-        st->fptr[nf] = q + b;
-        st->flen[nf] = e - b;
-        nf++;
-        start = i + 1;
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, vq), _mm_cmpeq_epi8(w, vr))))
+            return false;
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, vd));
+        while (m) {
+            size_t at = pos + (size_t)__builtin_ctz(m);
+            m &= m - 1;
+            if (nf + 1 >= st->fcap && grow_fields(st) != 0)
+                return true;
+            add_field(st, q, start, at, nf++);
+            start = at + 1;
+        }
     }
+#else
+    const uint64_t pd = SWAR_ONES * (unsigned char)st->delim;
+    const uint64_t pq = SWAR_ONES * (unsigned char)'"';
+    const uint64_t pr = SWAR_ONES * (unsigned char)'\r';
+    for (; pos < len; pos += 8) {
+        uint64_t w;
+        if (len - pos >= 8) {
+            memcpy(&w, q + pos, 8);
+        } else {
+            w = 0;
+            memcpy(&w, q + pos, len - pos);
+        }
+        if (zero_bytes(w ^ pq) | zero_bytes(w ^ pr))
+            return false;
+        uint64_t m = zero_bytes(w ^ pd);
+        while (m) {
+            size_t at = pos + (size_t)(__builtin_ctzll(m) >> 3);
+            m &= m - 1;
+            if (nf + 1 >= st->fcap && grow_fields(st) != 0)
+                return true;
+            add_field(st, q, start, at, nf++);
+            start = at + 1;
+        }
+    }
+#endif
+    if (nf + 1 >= st->fcap && grow_fields(st) != 0)
+        return true;
+    add_field(st, q, start, len, nf++);
+    if (nf == 1 && st->flen[0] == 0)
+        return true; /* blank line: libcsv reports nothing */
     cvm_csv_record rec;
     rec.field = st->fptr;
     rec.len = st->flen;
@@ -194,6 +260,7 @@ static void fast_line(rec_state *st, const char *q, size_t len)
     rec.raw = q;
     rec.raw_len = len;
     st->status = st->fn(st->ctx, &rec, st->err);
+    return true;
 }
 
 /* Parse buf[0..len) (file offset off) line by line; at_eof finishes the parser. */
@@ -216,9 +283,8 @@ static region_result parse_buffer(rec_state *st, const char *buf, size_t len, ui
             st->rec_start_off = off + (uint64_t)(q - buf);
             st->rec_line = line;
             size_t ll = (size_t)(le - q);
-            if (st->fast && memchr(q, '"', ll) == NULL && memchr(q, '\r', ll) == NULL) {
-                st->line_end = le;
-                fast_line(st, q, ll);
+            st->line_end = le;
+            if (st->fast && fast_line(st, q, ll)) {
                 if (st->status != CVM_OK)
                     break;
                 if (nl)
@@ -493,7 +559,12 @@ static int parse_region(int fd, const char *path, char delim, uint64_t start, ui
     }
     rec_state st;
     CVM_TRY(state_init(&st, delim, ops->record, ctx, err));
+    /* The word-at-a-time splitter assumes little-endian byte order. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    st.fast = false;
+#else
     st.fast = !ops->libcsv_only;
+#endif
     *res = parse_buffer(&st, *buf, len, start, at_eof);
     state_free(&st);
     if (res->status == CVM_OK && ops->end)

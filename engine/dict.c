@@ -16,8 +16,8 @@ typedef struct arena_block {
 } arena_block;
 
 typedef struct slot {
-    uint64_t k0, k1; /* the first 16 bytes, zero padded: ids are short, so
-                        most compares end here without touching the string */
+    uint64_t k0, k1; /* cvm_dict_key16: ids are short, so most compares end
+                        here without touching the string */
     const char *s;   /* string in the arena, NULL = empty slot */
     uint32_t id;
     uint32_t len;
@@ -49,14 +49,6 @@ static inline uint64_t mix64(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-static inline void head16(const char *s, size_t len, uint64_t *k0, uint64_t *k1)
-{
-    unsigned char b[16] = {0};
-    memcpy(b, s, len < 16 ? len : 16);
-    memcpy(k0, b, 8);
-    memcpy(k1, b + 8, 8);
-}
-
 static inline uint64_t hash_head(uint64_t k0, uint64_t k1, size_t len)
 {
     return mix64(mix64(k0 ^ 0x243F6A8885A308D3ULL ^ len, k1 ^ 0x9E3779B97F4A7C15ULL),
@@ -66,7 +58,7 @@ static inline uint64_t hash_head(uint64_t k0, uint64_t k1, size_t len)
 uint64_t cvm_dict_hash(const char *s, size_t len)
 {
     uint64_t k0, k1;
-    head16(s, len, &k0, &k1);
+    cvm_dict_key16(s, len, &k0, &k1);
     uint64_t h = hash_head(k0, k1, len);
     for (size_t i = 16; i < len; i += 8) {
         uint64_t w = 0;
@@ -174,7 +166,7 @@ int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
 {
     assert(d->slots != NULL); /* not frozen */
     uint64_t k0, k1;
-    head16(s, len, &k0, &k1);
+    cvm_dict_key16(s, len, &k0, &k1);
     size_t j = h & d->mask;
     for (;;) {
         const slot *sl = &d->slots[j];
@@ -215,7 +207,7 @@ int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
 {
     assert(d->slots != NULL); /* not frozen */
     uint64_t k0, k1;
-    head16(s, len, &k0, &k1);
+    cvm_dict_key16(s, len, &k0, &k1);
     size_t j = cvm_dict_hash(s, len) & d->mask;
     for (;;) {
         const slot *sl = &d->slots[j];

@@ -17,7 +17,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <string.h>
+
 typedef struct cvm_dict cvm_dict;
+
+/** @brief Two words that, with the length, identify the first 16 bytes of
+ *  a string (all of it when len <= 16): overlapping fixed-size loads, no
+ *  loop, no call, no read outside s[0..len). Used for the dictionary's
+ *  slots and by callers that cache a key. */
+static inline void cvm_dict_key16(const char *s, size_t len, uint64_t *k0, uint64_t *k1)
+{
+    uint64_t a = 0, b = 0;
+    if (len >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, len >= 16 ? s + 8 : s + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + len - 4, 4);
+        a = (uint64_t)x | (uint64_t)y << 32;
+    } else if (len > 0) {
+        a = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len >> 1] << 8 |
+            (uint64_t)(unsigned char)s[len - 1] << 16;
+    }
+    *k0 = a;
+    *k1 = b;
+}
 
 cvm_dict *cvm_dict_new(size_t expected);
 void cvm_dict_free(cvm_dict *d);

@@ -53,6 +53,7 @@ typedef struct ingest_shared {
 
 /* The previous row's id string per dictionary: most lookups end here. */
 typedef struct last_key {
+    uint64_t k0, k1; /* cvm_dict_key16 of the string */
     const char *s;   /* the dict's copy: stable until the dict is freed */
     size_t len;
     int32_t id;
@@ -68,6 +69,9 @@ typedef struct chunk {
     uint32_t *line;           /* local line; absolute after the merge */
     cvm_dict *dcust, *dorder, *dprod;
     last_key last[3];     /* customer, order, product */
+    char last_date[40];   /* the previous row's date text and its day: the */
+    size_t last_date_len; /* lines of an order share their timestamp */
+    int32_t last_day;
     cvm_rejects rej;
     uint64_t rows, utf8_repaired, other_partition;
     char *scratch;            /* UTF-8 repair buffer */
@@ -107,7 +111,7 @@ static void *chunk_begin(void *user, size_t k)
     c->dorder = cvm_dict_new(4096);
     c->dprod = cvm_dict_new(1024);
     for (int i = 0; i < 3; i++)
-        c->last[i] = (last_key){NULL, 0, -1};
+        c->last[i] = (last_key){0, 0, NULL, 0, -1};
     if (!c->dcust || !c->dorder || !c->dprod) {
         chunk_free(c);
         return NULL;
@@ -184,13 +188,17 @@ static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len
  * row's id is checked first: most order and customer lookups end there. */
 static int32_t intern_text(chunk *c, cvm_dict *d, last_key *last, const char *s, size_t len)
 {
-    if (last->id >= 0 && last->len == len && memcmp(last->s, s, len) == 0)
+    uint64_t k0, k1;
+    cvm_dict_key16(s, len, &k0, &k1);
+    if (last->id >= 0 && last->len == len && last->k0 == k0 && last->k1 == k1 &&
+        (len <= 16 || memcmp(last->s + 16, s + 16, len - 16) == 0))
         return last->id;
     int32_t id = intern_text_slow(c, d, s, len);
     if (id >= 0) {
         last->id = id;
         last->s = cvm_dict_str(d, id);
         last->len = cvm_dict_len(d, id);
+        cvm_dict_key16(last->s, last->len, &last->k0, &last->k1);
     }
     return id;
 }
@@ -275,7 +283,15 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     int dc = col[R_DATE];
     if (rec->len[dc] == 0)
         return reject(c, rec, dc, CVM_REJECT_MISSING_DATE, "empty", err);
-    if (!cvm_date_parse(&sh->fmt, rec->field[dc], rec->len[dc], &day)) {
+    if (rec->len[dc] == c->last_date_len && memcmp(rec->field[dc], c->last_date, c->last_date_len) == 0) {
+        day = c->last_day;
+    } else if (cvm_date_parse(&sh->fmt, rec->field[dc], rec->len[dc], &day)) {
+        if (rec->len[dc] <= sizeof c->last_date) {
+            memcpy(c->last_date, rec->field[dc], rec->len[dc]);
+            c->last_date_len = rec->len[dc];
+            c->last_day = day;
+        }
+    } else {
         char detail[200];
         snprintf(detail, sizeof detail, "'%.*s' does not match date format '%s'",
                  (int)(rec->len[dc] > 80 ? 80 : rec->len[dc]), rec->field[dc], sh->fmt.text);

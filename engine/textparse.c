@@ -25,7 +25,10 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
 
 bool cvm_parse_double(const char *s, size_t len, double *out)
 {
-    len = cvm_trim(&s, len);
+    /* Fields arrive trimmed from the CSV reader; trim only when needed. */
+    if (len && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t' ||
+                s[len - 1] == '\r'))
+        len = cvm_trim(&s, len);
     if (len == 0 || len > 300)
         return false;
     size_t p = 0;
