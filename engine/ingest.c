@@ -329,9 +329,15 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     if (sp->negative_is_return && (qty < 0 || rev < 0))
         flags |= CVM_TXN_RETURN;
     if (sh->return_prefix_len && col[R_ORDER] >= 0 &&
-        rec->len[col[R_ORDER]] >= sh->return_prefix_len &&
-        memcmp(rec->field[col[R_ORDER]], sp->return_prefix, sh->return_prefix_len) == 0)
-        flags |= CVM_TXN_RETURN;
+        rec->len[col[R_ORDER]] >= sh->return_prefix_len) {
+        /* Prefixes are a few bytes: a loop beats a call to memcmp. */
+        const char *o = rec->field[col[R_ORDER]];
+        size_t k = 0;
+        while (k < sh->return_prefix_len && o[k] == sp->return_prefix[k])
+            k++;
+        if (k == sh->return_prefix_len)
+            flags |= CVM_TXN_RETURN;
+    }
     if (sh->exclude && col[R_PRODUCT] >= 0 &&
         cvm_dict_find(sh->exclude, rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]) >= 0)
         flags |= CVM_TXN_EXCLUDED;

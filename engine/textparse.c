@@ -23,8 +23,46 @@ static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6, 
                                        1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                        1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+/* The common case of data files: [-]digits[.digits], at most 15 digits.
+ * The mantissa and the power of ten are exact doubles, so one division is
+ * correctly rounded (the same value strtod gives). */
+static inline int parse_plain(const char *s, size_t len, double *out)
+{
+    static const double p10[16] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    size_t i = 0;
+    int neg = 0;
+    if (len && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    uint64_t m = 0;
+    int nd = 0, frac = -1;
+    for (; i < len; i++) {
+        unsigned c = (unsigned)(unsigned char)s[i] - '0';
+        if (c < 10) {
+            m = m * 10 + c;
+            nd++;
+            frac += frac >= 0;
+        } else if (s[i] == '.' && frac < 0) {
+            frac = 0;
+        } else {
+            return 0;
+        }
+    }
+    if (nd == 0 || nd > 15)
+        return 0;
+    double v = (double)m;
+    if (frac > 0)
+        v /= p10[frac];
+    *out = neg ? -v : v;
+    return 1;
+}
+
 bool cvm_parse_double(const char *s, size_t len, double *out)
 {
+    if (parse_plain(s, len, out))
+        return true;
     /* Fields arrive trimmed from the CSV reader; trim only when needed. */
     if (len && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t' ||
                 s[len - 1] == '\r'))
