@@ -24,6 +24,7 @@
 #include "rejects.h"
 #include "rfm.h"
 #include "schema.h"
+#include "publisher.h"
 #include "stage.h"
 #include "table.h"
 #include "textparse.h"
@@ -250,6 +251,9 @@ static int build_params(const cvm_config *c, job_params *jp, cvm_err *err)
     for (const cvm_stage *const *st = cvm_job_stages; *st; st++)
         if ((*st)->check)
             CVM_TRY((*st)->check(c, src, err));
+    for (const cvm_publisher *const *pb = cvm_job_publishers; *pb; pb++)
+        if ((*pb)->check)
+            CVM_TRY((*pb)->check(c, src, err));
     cvm_actions_params ap = {jp->rules, jp->n_rules, src};
     char buf[600];
     why = cvm_actions_params_check(&ap, buf, sizeof buf);
@@ -972,6 +976,26 @@ static int publish(run *R, const char *status, cvm_err *err)
         cvm_free(p);
     }
     stage_done(R, "publish", NULL);
+    /* Output formats and loads (publisher.h), for successful runs only. */
+    if (rc == CVM_OK && R->ct) {
+        char prev[4200];
+        const char *prev_dir = NULL;
+        char link[4200];
+        snprintf(link, sizeof link, "%s/latest", R->rd.out_dir);
+        ssize_t k = readlink(link, prev, sizeof prev - 1);
+        if (k > 0) {
+            prev[k] = '\0';
+            snprintf(link, sizeof link, "%s/%s", R->rd.out_dir, prev);
+            prev_dir = link;
+        }
+        for (const cvm_publisher *const *pb = cvm_job_publishers; rc == CVM_OK && *pb; pb++) {
+            cvm_publish_ctx pc = {R->cfg, cfg_source(R->cfg), R->rd.tmp_path, R->rd.run_id,
+                                  R->rd.out_dir, prev_dir, S, R->log, R->threads};
+            rc = (*pb)->run(&pc, err);
+            if (rc == CVM_OK)
+                stage_done(R, (*pb)->name, NULL);
+        }
+    }
     if (rc == CVM_OK) {
         p = cvm_rundir_path(&R->rd, "summary.json");
         rc = p ? cvm_publish_json(S, p, err) : CVM_FAIL(err, CVM_ENOMEM, "out of memory");

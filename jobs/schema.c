@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "publisher.h"
 #include "stage.h"
 
 #define NR 1, 0 /* no range (min > max) */
@@ -215,6 +216,8 @@ const cvm_cfg_key *cvm_job_schema(size_t *n_keys)
         size_t total = nc + nt;
         for (const cvm_stage *const *s = cvm_job_stages; *s; s++)
             total += (*s)->schema_len;
+        for (const cvm_publisher *const *p = cvm_job_publishers; *p; p++)
+            total += (*p)->schema_len;
         /* Plain malloc: the table lives for the whole process. */
         all = malloc(total * sizeof *all);
         if (all == NULL) {
@@ -229,6 +232,10 @@ const cvm_cfg_key *cvm_job_schema(size_t *n_keys)
         }
         memcpy(all + n, tail_schema, sizeof tail_schema);
         n += nt;
+        for (const cvm_publisher *const *p = cvm_job_publishers; *p; p++) {
+            memcpy(all + n, (*p)->schema, (*p)->schema_len * sizeof *all);
+            n += (*p)->schema_len;
+        }
     }
     *n_keys = n;
     return all;
