@@ -3,6 +3,9 @@
 #include "publish.h"
 
 #include <csv.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/file.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -154,6 +157,123 @@ void cvm_rundir_clear(cvm_rundir *rd)
     cvm_free(rd->tmp_path);
     cvm_free(rd->final_path);
     memset(rd, 0, sizeof *rd);
+}
+
+int cvm_rundir_lock(const char *out_dir, const char *job_name, int *fd, cvm_err *err)
+{
+    *fd = -1;
+    CVM_TRY(mkdir_p(out_dir, err));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/.lock-%s", out_dir, job_name);
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    if (f < 0)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot open the lock file: %s", path, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        char who[256] = "";
+        ssize_t k = pread(f, who, sizeof who - 1, 0);
+        who[k > 0 ? k : 0] = '\0';
+        who[strcspn(who, "\n")] = '\0';
+        close(f);
+        return CVM_FAIL(err, CVM_EBUSY,
+                        "another run of job '%s' is in progress (%s); lock %s", job_name,
+                        who[0] ? who : "holder unknown", path);
+    }
+    char who[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(who, sizeof who, "pid %ld, started %s\n", (long)getpid(), stamp);
+    if (ftruncate(f, 0) != 0 || pwrite(f, who, (size_t)n, 0) != n) {
+        /* The lock holds even if the note cannot be written. */
+    }
+    *fd = f;
+    return CVM_OK;
+}
+
+void cvm_rundir_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Removes the oldest entries of names[0..n) (sorted ascending) beyond keep. */
+static size_t remove_oldest(const char *out_dir, char **names, size_t n, size_t keep,
+                            const char *latest)
+{
+    size_t removed = 0;
+    qsort(names, n, sizeof *names, cmp_names);
+    for (size_t i = 0; keep > 0 && i + keep < n; i++) {
+        if (latest && strcmp(names[i], latest) == 0)
+            continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", out_dir, names[i]);
+        if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+            removed++;
+    }
+    return removed;
+}
+
+size_t cvm_rundir_retain(const char *out_dir, const char *job_name, size_t keep)
+{
+    DIR *d = opendir(out_dir);
+    if (d == NULL)
+        return 0;
+    char latest[1024] = "";
+    char link[4200];
+    snprintf(link, sizeof link, "%s/latest", out_dir);
+    ssize_t k = readlink(link, latest, sizeof latest - 1);
+    latest[k > 0 ? k : 0] = '\0';
+    size_t jl = strlen(job_name), removed = 0;
+    char **runs = NULL, **failed = NULL;
+    size_t nr = 0, nf = 0, cr = 0, cf = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        /* NAME-YYYYMMDDTHHMMSSZ[-k]: the job's runs, and not another job whose
+         * name merely starts with this one (the stamp must follow). */
+        char path[4200];
+        if (strncmp(nm, ".tmp-", 5) == 0 && strncmp(nm + 5, job_name, jl) == 0 && nm[5 + jl] == '-' &&
+            nm[6 + jl] >= '0' && nm[6 + jl] <= '9') {
+            snprintf(path, sizeof path, "%s/%s", out_dir, nm);
+            if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+                removed++;
+            continue;
+        }
+        bool is_failed = strncmp(nm, "failed-", 7) == 0;
+        const char *base = is_failed ? nm + 7 : nm;
+        if (strncmp(base, job_name, jl) != 0 || base[jl] != '-' || base[jl + 1] < '0' || base[jl + 1] > '9')
+            continue;
+        char ***arr = is_failed ? &failed : &runs;
+        size_t *cnt = is_failed ? &nf : &nr, *cap = is_failed ? &cf : &cr;
+        if (*cnt == *cap) {
+            size_t nc = *cap ? *cap * 2 : 32;
+            char **na = realloc(*arr, nc * sizeof *na);
+            if (na == NULL)
+                break;
+            *arr = na;
+            *cap = nc;
+        }
+        (*arr)[(*cnt)++] = strdup(nm);
+    }
+    closedir(d);
+    if (keep > 0) {
+        removed += remove_oldest(out_dir, runs, nr, keep, latest);
+        removed += remove_oldest(out_dir, failed, nf, keep, NULL);
+    }
+    for (size_t i = 0; i < nr; i++)
+        free(runs[i]);
+    for (size_t i = 0; i < nf; i++)
+        free(failed[i]);
+    free(runs);
+    free(failed);
+    return removed;
 }
 
 void cvm_csv_put(FILE *f, const char *s, size_t len)

@@ -40,6 +40,21 @@ int cvm_rundir_commit(cvm_rundir *rd, cvm_err *err);
 void cvm_rundir_abort(cvm_rundir *rd);
 void cvm_rundir_clear(cvm_rundir *rd);
 
+/**
+ * @brief Take OUT/.lock-JOB for the whole run (flock, released by the kernel
+ * even if the process is killed). CVM_EBUSY with the holder's pid and start
+ * time when another run of the same job is in progress.
+ */
+int cvm_rundir_lock(const char *out_dir, const char *job_name, int *fd, cvm_err *err);
+void cvm_rundir_unlock(int fd);
+/**
+ * @brief Under the lock: remove temporary directories that killed runs of
+ * this job left behind, and keep only the newest `keep` published runs (and
+ * `keep` failed-* directories) of the job; the run `latest` points to is
+ * never removed. keep = 0 keeps everything. Returns the number removed.
+ */
+size_t cvm_rundir_retain(const char *out_dir, const char *job_name, size_t keep);
+
 /** @brief Write a CSV field with RFC 4180 quoting only when needed. */
 void cvm_csv_put(FILE *f, const char *s, size_t len);
 /** @brief Every column of ct, header first, in column order. */

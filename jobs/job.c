@@ -42,6 +42,8 @@ int cvm_job_exit_code(int status, bool output_phase)
         return CVM_EXIT_DATA;
     case CVM_EIO:
         return output_phase ? CVM_EXIT_OUTPUT : CVM_EXIT_DATA;
+    case CVM_EBUSY:
+        return CVM_EXIT_LOCKED;
     default:
         return CVM_EXIT_INTERNAL;
     }
@@ -978,9 +980,9 @@ static int publish(run *R, const char *status, cvm_err *err)
     stage_done(R, "publish", NULL);
     /* Output formats and loads (publisher.h), for successful runs only. */
     if (rc == CVM_OK && R->ct) {
-        char prev[4200];
+        char prev[4096];
         const char *prev_dir = NULL;
-        char link[4200];
+        char link[8400];
         snprintf(link, sizeof link, "%s/latest", R->rd.out_dir);
         ssize_t k = readlink(link, prev, sizeof prev - 1);
         if (k > 0) {
@@ -1076,9 +1078,15 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
     char name[300];
     snprintf(name, sizeof name, "%s%s", cvm_config_str(c, "job.name"),
              o->validate_only ? "-validate" : "");
-    rc = cvm_rundir_begin(cvm_config_str(c, "output.dir"), name, &R.rd, err);
+    /* One run of a job at a time: two nightly runs overlapping would race
+     * on `latest`. The lock also makes cleaning up after killed runs safe. */
+    int lock_fd = -1;
+    rc = cvm_rundir_lock(cvm_config_str(c, "output.dir"), cvm_config_str(c, "job.name"), &lock_fd, err);
+    if (rc == CVM_OK)
+        rc = cvm_rundir_begin(cvm_config_str(c, "output.dir"), name, &R.rd, err);
     if (rc != CVM_OK) {
         rep->exit_code = cvm_job_exit_code(rc, true);
+        cvm_rundir_unlock(lock_fd);
         run_clear(&R);
         return rc;
     }
@@ -1150,6 +1158,14 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
     }
     if (!R.rd.committed)
         cvm_rundir_abort(&R.rd);
+    if (!o->validate_only) {
+        size_t gone = cvm_rundir_retain(cvm_config_str(c, "output.dir"), cvm_config_str(c, "job.name"),
+                                        (size_t)cvm_config_int(c, "output.keep_runs"));
+        if (gone)
+            cvm_log_msg(log, CVM_LOG_INFO, "retention: removed %zu old run director%s (output.keep_runs = %ld)",
+                        gone, gone == 1 ? "y" : "ies", cvm_config_int(c, "output.keep_runs"));
+    }
+    cvm_rundir_unlock(lock_fd);
     rep->exit_code = cvm_job_exit_code(rc, output_phase);
     rep->customers = R.txn.n_customers;
     rep->rows = R.ist.rows;

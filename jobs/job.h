@@ -7,7 +7,8 @@
  *   0 success, 2 usage or configuration error, 3 input-data error (a file
  *   missing or unreadable, a header without a configured column, rejects
  *   above cleaning.max_reject_ratio), 4 output error, 5 internal error
- *   (out of memory, a bug).
+ *   (out of memory, a bug), 6 another run of the same job is in progress
+ *   (its lock file is held).
  */
 #ifndef CVM_JOB_H
 #define CVM_JOB_H
@@ -25,6 +26,7 @@ enum {
     CVM_EXIT_DATA = 3,
     CVM_EXIT_OUTPUT = 4,
     CVM_EXIT_INTERNAL = 5,
+    CVM_EXIT_LOCKED = 6,
 };
 
 typedef struct cvm_job_opts {

@@ -32,7 +32,7 @@ static const char *const usage_main =
     "  cvm --help | --version | COMMAND --help\n"
     "\n"
     "Exit codes: 0 ok, 2 usage or config error, 3 input-data error, 4 output error,\n"
-    "5 internal error.\n";
+    "5 internal error, 6 another run of the same job is in progress.\n";
 
 static const char *const usage_run =
     "Usage: cvm run JOB [options]\n"

@@ -204,6 +204,9 @@ static const cvm_cfg_key tail_schema[] = {
     {"output.dir", CVM_CFG_STRING, "out", NR, NULL,
      "Directory that receives one run directory per run and the `latest` link. --out overrides. "
      "Relative to the current directory."},
+    {"output.keep_runs", CVM_CFG_INT, "30", 0, 1000000, NULL,
+     "Keep the newest N run directories of this job (and N failed-* ones); older ones are removed "
+     "after a run. The run `latest` points to is always kept. 0 keeps everything."},
 };
 
 const cvm_cfg_key *cvm_job_schema(size_t *n_keys)

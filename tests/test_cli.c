@@ -264,6 +264,30 @@ static void test_frozen_cutoffs(void **state)
     free(l);
 }
 
+static void test_lock_and_retention(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("r.yaml", "job: {name: r}\ninput:\n  transactions: {path: t.csv}\noutput: {keep_runs: 2}\n");
+    /* Another process holds the job's lock: exit 6 naming the holder. */
+    assert_int_equal(cvm_test_system("cd '%s' && mkdir -p out && echo 'pid 4242, started x' > out/.lock-r && "
+                                     "flock out/.lock-r -c \"'%s' run r.yaml --out out > so.txt 2> lk.txt\"; "
+                                     "test $? -eq 6 && grep -q 'another run of job' lk.txt",
+                                     dir, cvm_test_binary()), 0);
+    /* A killed run left a temporary directory: the next run cleans it. */
+    assert_int_equal(cvm_test_system("mkdir -p '%s'/out/.tmp-r-20200101T000000Z/x", dir), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(cvm("run r.yaml --out out"), 0);
+        sleep(1); /* distinct run ids */
+    }
+    assert_int_equal(cvm_test_system("test ! -e '%s'/out/.tmp-r-20200101T000000Z", dir), 0);
+    /* keep_runs = 2: two run directories remain, and latest is one of them. */
+    assert_int_equal(cvm_test_system("test $(ls -d '%s'/out/r-2* | wc -l) -eq 2", dir), 0);
+    assert_int_equal(cvm_test_system("test -e '%s'/out/latest/segments.csv", dir), 0);
+    /* The lock file was released: a run now succeeds. */
+    assert_int_equal(cvm("run r.yaml --out out"), 0);
+}
+
 static void test_docs_are_current(void **state)
 {
     (void)state;
@@ -284,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_validate_and_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_degrades_without_master_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frozen_cutoffs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs_are_current, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
