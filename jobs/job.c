@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "actions.h"
 #include "alloc.h"
+#include "cache.h"
 #include "csvread.h"
 #include "datetime.h"
 #include "filehash.h"
@@ -327,6 +329,8 @@ typedef struct run {
     cvm_rundir rd;
     double t_stage;
     int32_t as_of;
+    uint64_t input_key;   /* what the transaction table depends on: files and ingest config */
+    json_t *cache_json;
 } run;
 
 static char *resolve_path(const cvm_config *c, const char *key)
@@ -398,6 +402,82 @@ static int add_input(run *R, const char *role, const char *path, cvm_err *err)
     json_object_set_new(o, "checksum", json_string(hex));
     json_object_set_new(o, "checksum_algorithm", json_string("cvm64"));
     json_array_append_new(R->inputs, o);
+    /* The customer numbering depends on the master's ids too. */
+    if (strcmp(role, "transactions") == 0 || strcmp(role, "customers") == 0) {
+        struct stat sb;
+        int64_t mtime = stat(path, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
+        R->input_key = cvm_cache_key(R->input_key, role, strlen(role));
+        R->input_key = cvm_cache_key(R->input_key, path, strlen(path));
+        R->input_key = cvm_cache_key(R->input_key, &size, sizeof size);
+        R->input_key = cvm_cache_key(R->input_key, &mtime, sizeof mtime);
+        R->input_key = cvm_cache_key(R->input_key, &h, sizeof h);
+    }
+    return CVM_OK;
+}
+
+/* The ingest settings the table depends on, folded into the cache key. */
+static uint64_t ingest_config_key(const run *R, uint64_t key)
+{
+    json_t *all = cvm_config_to_json(R->cfg);
+    json_t *part = json_object();
+    json_object_set(part, "transactions", json_object_get(json_object_get(all, "input"), "transactions"));
+    json_object_set(part, "cleaning", json_object_get(all, "cleaning"));
+    json_object_set(part, "partitions", json_object_get(json_object_get(all, "job"), "partitions"));
+    json_object_set(part, "partition", json_object_get(json_object_get(all, "job"), "partition"));
+    /* threads and chunk sizes do not change the table, but the cache is
+     * about correctness first: chunk_mb stays in the key. */
+    json_object_set_new(part, "cvm", json_string(CVM_VERSION));
+    char *text = json_dumps(part, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text)
+        key = cvm_cache_key(key, text, strlen(text));
+    free(text);
+    json_decref(part);
+    json_decref(all);
+    return key;
+}
+
+/* Transactions from the parse cache when input.cache is on and the key
+ * matches; otherwise parsed, and saved for the next run. */
+static int ingest_cached(run *R, const cvm_txn_spec *sp, cvm_err *err)
+{
+    const cvm_config *c = R->cfg;
+    R->cache_json = json_object();
+    json_object_set_new(R->summary, "cache", R->cache_json);
+    if (!cvm_config_bool(c, "input.cache")) {
+        json_object_set_new(R->cache_json, "status", json_string("off"));
+        return cvm_ingest_transactions(sp, R->cust.ids, &R->txn, &R->rej, &R->ist, err);
+    }
+    const char *dir = cvm_config_str(c, "input.cache_dir");
+    char cdir[4200], path[4400];
+    if (*dir)
+        snprintf(cdir, sizeof cdir, "%s", dir);
+    else
+        snprintf(cdir, sizeof cdir, "%s/.cache", cvm_config_str(c, "output.dir"));
+    mkdir(cdir, 0775);
+    uint64_t key = ingest_config_key(R, R->input_key);
+    snprintf(path, sizeof path, "%s/%s.cvmcache", cdir, cvm_config_str(c, "job.name"));
+    json_object_set_new(R->cache_json, "path", json_string(path));
+    cvm_err cerr = {0};
+    int rc = cvm_cache_load(path, key, &R->txn, &R->rej, &R->ist, R->path_txn, &cerr);
+    if (rc == CVM_OK) {
+        json_object_set_new(R->cache_json, "status", json_string("hit"));
+        cvm_log_msg(R->log, CVM_LOG_INFO, "parse cache hit: %s (CSV parse skipped)", path);
+        return CVM_OK;
+    }
+    if (rc == CVM_ENOMEM)
+        return CVM_FAIL(err, CVM_ENOMEM, "%s", cerr.msg);
+    const char *why = rc == CVM_ENOTFOUND ? "miss" : "corrupt";
+    if (rc != CVM_ENOTFOUND)
+        cvm_log_msg(R->log, CVM_LOG_WARN, "%s; parsing the CSV again", cerr.msg);
+    json_object_set_new(R->cache_json, "status", json_string(why));
+    CVM_TRY(cvm_ingest_transactions(sp, R->cust.ids, &R->txn, &R->rej, &R->ist, err));
+    double t0 = cvm_now();
+    if (cvm_cache_save(path, key, &R->txn, &R->rej, &R->ist, &cerr) != CVM_OK) {
+        /* The run goes on without a cache. */
+        cvm_log_msg(R->log, CVM_LOG_WARN, "%s", cerr.msg);
+    } else {
+        json_object_set_new(R->cache_json, "written_seconds", json_real(cvm_now() - t0));
+    }
     return CVM_OK;
 }
 
@@ -490,7 +570,7 @@ static int ingest(run *R, cvm_err *err)
     sp.progress_ctx = R;
     int rc = add_input(R, "transactions", sp.path, err);
     if (rc == CVM_OK)
-        rc = cvm_ingest_transactions(&sp, R->cust.ids, &R->txn, &R->rej, &R->ist, err);
+        rc = ingest_cached(R, &sp, err);
     cvm_free(ex);
     if (rc != CVM_OK)
         return rc;

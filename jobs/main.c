@@ -41,6 +41,7 @@ static const char *const usage_run =
     "  --threads N       worker threads (default: job.threads, 0 = all cores)\n"
     "  --out DIR         output directory (default: output.dir)\n"
     "  --as-of DATE      evaluation date YYYY-MM-DD (default: day after the last purchase)\n"
+    "  --no-cache        parse the CSV even if input.cache has a valid parse cache\n"
     "  --quiet           only warnings and errors on stderr\n"
     "  --log-format F    text (default) or json, one object per line\n"
     "Prints the published run directory on stdout.\n";
@@ -91,6 +92,8 @@ static int parse_common(int argc, char **argv, cli *c, const char *cmd)
             c->docs = 1;
         } else if (strcmp(a, "--markdown") == 0) {
             c->markdown = 1;
+        } else if (strcmp(a, "--no-cache") == 0) {
+            c->sets[c->n_sets++] = "input.cache=false";
         } else if (strncmp(a, "--set=", 6) == 0) {
             c->sets[c->n_sets++] = a + 6;
         } else if (strcmp(a, "--set") == 0) {

@@ -37,6 +37,13 @@ static const cvm_cfg_key core_schema[] = {
      "\"auto\" accepts ISO dates and date-times (YYYY-MM-DD, YYYYMMDD, optional [T ]HH:MM[:SS][Z|+hh:mm])."},
     {"input.transactions.chunk_mb", CVM_CFG_INT, "16", 1, 1024, NULL,
      "Size of the chunks parsed in parallel. Results do not depend on it."},
+    {"input.cache", CVM_CFG_BOOL, "false", NR, NULL,
+     "Keep the ingested transaction table in a binary parse cache and reuse it while the "
+     "transactions file, the customer master and the ingest settings (input.transactions.*, "
+     "cleaning.*, job.partitions) are unchanged: re-runs that change only model settings skip the "
+     "CSV parse. Verified on load; a corrupt cache is re-parsed with a warning. --no-cache bypasses it."},
+    {"input.cache_dir", CVM_CFG_STRING, "", NR, NULL,
+     "Directory of the parse cache; \"\" = OUTPUT_DIR/.cache."},
     {"input.transactions.columns.customer", CVM_CFG_STRING, "customer_id", NR, NULL,
      "Column with the customer id (required)."},
     {"input.transactions.columns.order", CVM_CFG_STRING, "order_id", NR, NULL,

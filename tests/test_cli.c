@@ -288,6 +288,50 @@ static void test_lock_and_retention(void **state)
     assert_int_equal(cvm("run r.yaml --out out"), 0);
 }
 
+static int cache_status_is(const char *out, const char *status)
+{
+    return cvm_test_system("cd '%s' && grep -A3 '\"cache\"' %s/latest/summary.json | grep -q '\"status\": \"%s\"'",
+                           dir, out, status);
+}
+
+static void test_parse_cache(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("c.yaml", "job: {name: c}\ninput:\n  transactions: {path: t.csv}\n  cache: true\n");
+    assert_int_equal(cvm("run c.yaml --out o1"), 0);
+    assert_int_equal(cache_status_is("o1", "miss"), 0);
+    /* Same inputs and ingest settings, another model setting: a hit with
+     * the same per-customer figures. */
+    assert_int_equal(cvm("run c.yaml --out o1 --set rfm.bins=3 --set input.cache_dir=o1/.cache"), 0);
+    assert_int_equal(cache_status_is("o1", "hit"), 0);
+    assert_int_equal(cvm("run c.yaml --out o2 --set input.cache_dir=o1/.cache"), 0);
+    assert_int_equal(cache_status_is("o2", "hit"), 0);
+    assert_int_equal(cvm_test_system("cd '%s' && cmp -s o1/latest/rejects.csv o2/latest/rejects.csv && "
+                                     "cut -d, -f1-20 o2/latest/segments.csv > a.txt && "
+                                     "'%s' run c.yaml --out o3 --no-cache -q > /dev/null 2>&1 && "
+                                     "cut -d, -f1-20 o3/latest/segments.csv > b.txt && cmp -s a.txt b.txt",
+                                     dir, cvm_test_binary()), 0);
+    assert_int_equal(cache_status_is("o3", "off"), 0);
+    /* Every ingest setting and the input itself invalidate it. */
+    assert_int_equal(cvm("run c.yaml --out o1 --set cleaning.return_order_prefix=R"), 0);
+    assert_int_equal(cache_status_is("o1", "miss"), 0);
+    assert_int_equal(cvm("run c.yaml --out o1"), 0);
+    assert_int_equal(cache_status_is("o1", "miss"), 0); /* the prefix run replaced it */
+    assert_int_equal(cvm_test_system("cd '%s' && sleep 1 && echo 'O9,C3,2024-03-01,P1,1,1.00' >> t.csv", dir), 0);
+    assert_int_equal(cvm("run c.yaml --out o1"), 0);
+    assert_int_equal(cache_status_is("o1", "miss"), 0);
+    assert_int_equal(cvm_test_system("grep -q '^C3,' '%s'/o1/latest/segments.csv", dir), 0);
+    /* A damaged cache is detected, reported and replaced. */
+    assert_int_equal(cvm_test_system("cd '%s' && f=o1/.cache/c.cvmcache && "
+                                     "dd if=/dev/zero of=$f bs=1 count=8 seek=60 conv=notrunc 2>/dev/null", dir), 0);
+    assert_int_equal(cvm("run c.yaml --out o1"), 0);
+    assert_int_equal(cache_status_is("o1", "corrupt"), 0);
+    expect_err("corrupt");
+    assert_int_equal(cvm("run c.yaml --out o1"), 0);
+    assert_int_equal(cache_status_is("o1", "hit"), 0);
+}
+
 static void test_docs_are_current(void **state)
 {
     (void)state;
@@ -309,6 +353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_degrades_without_master_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frozen_cutoffs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_and_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs_are_current, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
