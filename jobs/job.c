@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <errno.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1104,6 +1105,300 @@ static void run_clear(run *R)
     cvm_config_free(R->cfg);
 }
 
+/* ------------------------------------------------------------------ sweep */
+
+/* Numeric leaves of j, flattened as prefix.key.sub, appended to names/values
+ * (arrays are skipped: cut-offs and tables are not one figure). */
+static void flatten(json_t *j, const char *prefix, json_t *out)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) {
+        char name[512];
+        snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", k);
+        if (json_is_object(v))
+            flatten(v, name, out);
+        else if (json_is_number(v) || json_is_boolean(v))
+            json_object_set(out, name, json_is_boolean(v) ? json_integer(json_is_true(v)) : v);
+    }
+}
+
+static bool ingest_key(const char *key)
+{
+    static const char *const prefixes[] = {"input.", "cleaning.", "job.partition", "output.",
+                                           "job.name"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(key, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Evaluates every point of the grid on the tables ingested once: for each
+ * point a config (the job file, --set, then the point's values), the
+ * customer table rebuilt and every model run, its summary in
+ * points/NNN/summary.json (with the stages' files), and one row of key
+ * figures in sweep.csv. */
+static int sweep(run *R, cvm_err *err)
+{
+    const cvm_job_opts *o = R->o;
+    size_t nk = o->n_grid;
+    char **keys = cvm_calloc(nk, sizeof *keys);
+    char ***vals = cvm_calloc(nk, sizeof *vals);
+    size_t *nv = cvm_calloc(nk, sizeof *nv);
+    int rc = (keys && vals && nv) ? CVM_OK : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    size_t npoints = 1;
+    for (size_t g = 0; rc == CVM_OK && g < nk; g++) {
+        const char *eq = strchr(o->grid[g], '=');
+        if (eq == NULL || eq == o->grid[g] || eq[1] == '\0') {
+            rc = CVM_FAIL(err, CVM_ECONFIG, "--grid %s: expected key=v1,v2,...", o->grid[g]);
+            break;
+        }
+        keys[g] = cvm_strndup(o->grid[g], (size_t)(eq - o->grid[g]));
+        if (ingest_key(keys[g])) {
+            rc = CVM_FAIL(err, CVM_ECONFIG,
+                          "--grid %s: a sweep varies model settings on one parse; '%s' changes the "
+                          "ingest or the output (run separate jobs for it)", o->grid[g], keys[g]);
+            break;
+        }
+        const char *p = eq + 1;
+        while (rc == CVM_OK) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char **nvv = cvm_reallocarray(vals[g], nv[g] + 1, sizeof *nvv);
+            if (nvv == NULL) {
+                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+                break;
+            }
+            vals[g] = nvv;
+            vals[g][nv[g]++] = cvm_strndup(p, len);
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+        npoints *= nv[g];
+        if (npoints > 10000)
+            rc = CVM_FAIL(err, CVM_ECONFIG, "--grid: %zu points or more; at most 10000", npoints);
+    }
+    json_t *figures = json_array();
+    json_t *names = json_object(); /* figure name -> order */
+    json_t *points_json = json_array();
+    size_t nsets = o->n_sets + nk;
+    const char **sets = cvm_calloc(nsets + 1, sizeof *sets);
+    char **own = cvm_calloc(nk + 1, sizeof *own);
+    if (rc == CVM_OK && (!sets || !own))
+        rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    /* The base run's pieces, restored after each point. */
+    cvm_config *base_cfg = R->cfg;
+    job_params base_jp = R->jp;
+    json_t *base_summary = R->summary, *base_timings = R->timings;
+    cvm_rundir base_rd = R->rd;
+    int32_t base_as_of = R->as_of;
+    for (size_t pt = 0; rc == CVM_OK && pt < npoints; pt++) {
+        /* Point pt in mixed radix over the keys, the last key fastest. */
+        size_t rest = pt;
+        for (size_t g = 0; g < o->n_sets; g++)
+            sets[g] = o->sets[g];
+        json_t *values = json_object();
+        for (size_t g = nk; g-- > 0;) {
+            size_t i = rest % nv[g];
+            rest /= nv[g];
+            size_t len = strlen(keys[g]) + strlen(vals[g][i]) + 2;
+            own[g] = cvm_malloc(len);
+            if (own[g] == NULL) {
+                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+                break;
+            }
+            snprintf(own[g], len, "%s=%s", keys[g], vals[g][i]);
+            sets[o->n_sets + g] = own[g];
+            json_object_set_new(values, keys[g], json_string(vals[g][i]));
+        }
+        cvm_job_opts po = *o;
+        po.sets = sets;
+        po.n_sets = nsets;
+        po.n_grid = 0;
+        cvm_config *pc = NULL;
+        if (rc == CVM_OK)
+            rc = cvm_job_config(&po, &pc, err);
+        if (rc != CVM_OK) {
+            cvm_err_prefix(err, "sweep point %zu", pt + 1);
+            json_decref(values);
+            for (size_t g = 0; g < nk; g++) {
+                cvm_free(own[g]);
+                own[g] = NULL;
+            }
+            break;
+        }
+        /* The point's own run directory inside the sweep's. */
+        char sub[64];
+        snprintf(sub, sizeof sub, "points/%03zu", pt + 1);
+        char *pdir = cvm_rundir_path(&base_rd, sub);
+        char *points = cvm_rundir_path(&base_rd, "points");
+        if (points)
+            mkdir(points, 0775);
+        cvm_free(points);
+        if (pdir == NULL || (mkdir(pdir, 0775) != 0 && errno != EEXIST))
+            rc = CVM_FAIL(err, CVM_EIO, "cannot create %s", pdir ? pdir : sub);
+        R->cfg = pc;
+        memset(&R->jp, 0, sizeof R->jp);
+        R->summary = json_object();
+        R->timings = json_object();
+        json_object_set_new(R->summary, "timings", R->timings);
+        json_object_set_new(R->summary, "point", json_integer((json_int_t)pt + 1));
+        json_object_set(R->summary, "grid", values);
+        R->rd = base_rd;
+        R->rd.tmp_path = pdir;
+        if (rc == CVM_OK)
+            rc = build_params(pc, &R->jp, err);
+        if (rc == CVM_OK) {
+            if (cvm_config_is_set(pc, "value.as_of")) {
+                if (!cvm_date_parse_iso(cvm_config_str(pc, "value.as_of"), &R->as_of))
+                    rc = CVM_FAIL(err, CVM_ECONFIG, "value.as_of: not a date");
+            } else {
+                R->as_of = base_as_of;
+            }
+        }
+        if (rc == CVM_OK) {
+            char d[11];
+            cvm_date_format(R->as_of, d);
+            json_object_set_new(R->summary, "as_of", json_string(d));
+            R->ct = cvm_custtab_new(R->txn.n_customers);
+            char **ids = R->ct ? cvm_custtab_add_str(R->ct, "customer_id", "Customer id as in the input.", err) : NULL;
+            if (ids == NULL)
+                rc = R->ct ? err->status : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+            for (size_t i = 0; rc == CVM_OK && i < R->txn.n_customers; i++)
+                if ((ids[i] = cvm_strdup(cvm_dict_str(R->txn.customers, (int32_t)i))) == NULL)
+                    rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+        }
+        if (rc == CVM_OK)
+            rc = master_columns(R, err);
+        if (rc == CVM_OK)
+            rc = models(R, err);
+        if (rc == CVM_OK) {
+            json_t *fig = json_object();
+            static const char *const sections[] = {"checks", "profit", "rfm", "grading", "actions", "models"};
+            for (size_t k = 0; k < sizeof sections / sizeof sections[0]; k++) {
+                json_t *sec = json_object_get(R->summary, sections[k]);
+                if (sec)
+                    flatten(sec, sections[k], fig);
+            }
+            const char *fk;
+            json_t *fv;
+            json_object_foreach(fig, fk, fv) {
+                if (!json_object_get(names, fk))
+                    json_object_set_new(names, fk, json_integer((json_int_t)json_object_size(names)));
+            }
+            json_t *row = json_object();
+            json_object_set(row, "grid", values);
+            json_object_set_new(row, "figures", fig);
+            json_array_append_new(figures, row);
+            json_t *cj = cvm_config_to_json(pc);
+            json_object_set_new(R->summary, "config", cj ? cj : json_null());
+            char *sp = pdir ? cvm_rundir_path(&R->rd, "summary.json") : NULL;
+            rc = sp ? cvm_publish_json(R->summary, sp, err) : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+            cvm_free(sp);
+            json_t *pj = json_object();
+            json_object_set_new(pj, "point", json_integer((json_int_t)pt + 1));
+            json_object_set(pj, "grid", values);
+            json_object_set_new(pj, "dir", json_string(sub));
+            json_array_append_new(points_json, pj);
+            cvm_log_msg(R->log, CVM_LOG_INFO, "sweep point %zu of %zu done", pt + 1, npoints);
+        } else {
+            cvm_err_prefix(err, "sweep point %zu", pt + 1);
+        }
+        json_decref(values);
+        cvm_custtab_free(R->ct);
+        R->ct = NULL;
+        job_params_clear(&R->jp);
+        cvm_config_free(pc);
+        json_decref(R->summary);
+        cvm_free(pdir);
+        for (size_t g = 0; g < nk; g++) {
+            cvm_free(own[g]);
+            own[g] = NULL;
+        }
+    }
+    R->cfg = base_cfg;
+    R->jp = base_jp;
+    R->summary = base_summary;
+    R->timings = base_timings;
+    R->rd = base_rd;
+    R->as_of = base_as_of;
+    /* sweep.csv: the grid values, then every figure seen, in first-seen order. */
+    if (rc == CVM_OK) {
+        char *path = cvm_rundir_path(&R->rd, "sweep.csv");
+        FILE *f = path ? fopen(path, "wb") : NULL;
+        if (f == NULL) {
+            rc = CVM_FAIL(err, CVM_EIO, "cannot create %s", path ? path : "sweep.csv");
+        } else {
+            size_t nf = json_object_size(names);
+            const char **order = cvm_calloc(nf ? nf : 1, sizeof *order);
+            const char *fk;
+            json_t *fv;
+            json_object_foreach(names, fk, fv) order[json_integer_value(fv)] = fk;
+            fputs("point", f);
+            for (size_t g = 0; g < nk; g++) {
+                fputc(',', f);
+                cvm_csv_put(f, keys[g], strlen(keys[g]));
+            }
+            for (size_t i = 0; i < nf; i++) {
+                fputc(',', f);
+                cvm_csv_put(f, order[i], strlen(order[i]));
+            }
+            fputc('\n', f);
+            for (size_t r = 0; r < json_array_size(figures); r++) {
+                json_t *row = json_array_get(figures, r);
+                fprintf(f, "%zu", r + 1);
+                for (size_t g = 0; g < nk; g++) {
+                    const char *v = json_string_value(json_object_get(json_object_get(row, "grid"), keys[g]));
+                    fputc(',', f);
+                    cvm_csv_put(f, v, strlen(v));
+                }
+                json_t *fig = json_object_get(row, "figures");
+                for (size_t i = 0; i < nf; i++) {
+                    json_t *v = json_object_get(fig, order[i]);
+                    fputc(',', f);
+                    if (json_is_integer(v))
+                        fprintf(f, "%lld", (long long)json_integer_value(v));
+                    else if (json_is_real(v))
+                        fprintf(f, "%.10g", json_real_value(v));
+                }
+                fputc('\n', f);
+            }
+            cvm_free(order);
+            rc = cvm_publish_close(f, path, err);
+        }
+        cvm_free(path);
+        json_t *sj = json_object();
+        json_t *grid = json_object();
+        for (size_t g = 0; g < nk; g++) {
+            json_t *a = json_array();
+            for (size_t i = 0; i < nv[g]; i++)
+                json_array_append_new(a, json_string(vals[g][i]));
+            json_object_set_new(grid, keys[g], a);
+        }
+        json_object_set_new(sj, "grid", grid);
+        json_object_set_new(sj, "points", points_json);
+        points_json = NULL;
+        json_object_set_new(R->summary, "sweep", sj);
+    }
+    json_decref(points_json);
+    json_decref(figures);
+    json_decref(names);
+    cvm_free(sets);
+    cvm_free(own);
+    for (size_t g = 0; g < nk; g++) {
+        cvm_free(keys ? keys[g] : NULL);
+        for (size_t i = 0; vals && i < nv[g]; i++)
+            cvm_free(vals[g][i]);
+        if (vals)
+            cvm_free(vals[g]);
+    }
+    cvm_free(keys);
+    cvm_free(vals);
+    cvm_free(nv);
+    return rc;
+}
+
 int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_err *err)
 {
     memset(rep, 0, sizeof *rep);
@@ -1143,7 +1438,8 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
     json_object_set_new(R.summary, "cvm_version", json_string(CVM_VERSION));
     json_object_set_new(R.summary, "job", json_string(cvm_config_str(c, "job.name")));
     json_object_set_new(R.summary, "job_file", o->job_path ? json_string(o->job_path) : json_null());
-    json_object_set_new(R.summary, "mode", json_string(o->validate_only ? "validate" : "run"));
+    json_object_set_new(R.summary, "mode",
+                        json_string(o->validate_only ? "validate" : o->n_grid ? "sweep" : "run"));
     json_object_set_new(R.summary, "started_at", json_string(ts));
     json_object_set_new(R.summary, "threads", json_integer(R.threads));
     json_object_set_new(R.summary, "inputs", R.inputs);
@@ -1157,7 +1453,7 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
      * before the heavy work, not after. */
     char name[300];
     snprintf(name, sizeof name, "%s%s", cvm_config_str(c, "job.name"),
-             o->validate_only ? "-validate" : "");
+             o->validate_only ? "-validate" : o->n_grid ? "-sweep" : "");
     /* One run of a job at a time: two nightly runs overlapping would race
      * on `latest`. The lock also makes cleaning up after killed runs safe. */
     int lock_fd = -1;
@@ -1192,7 +1488,18 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
                               R.path_txn);
         }
     }
-    if (rc == CVM_OK) {
+    if (rc == CVM_OK && o->n_grid) {
+        rc = sweep(&R, err);
+        if (rc == CVM_OK) {
+            output_phase = true;
+            R.rd.keep_latest = true;
+            rc = publish(&R, "ok", err);
+            if (rc == CVM_OK)
+                rc = cvm_rundir_commit(&R.rd, err);
+            if (rc == CVM_OK)
+                snprintf(rep->run_dir, sizeof rep->run_dir, "%s", R.rd.final_path);
+        }
+    } else if (rc == CVM_OK) {
         char d[11];
         cvm_date_format(R.as_of, d);
         json_object_set_new(R.summary, "as_of", json_string(d));
@@ -1205,22 +1512,24 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
                 rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
         if (rc == CVM_OK)
             rc = master_columns(&R, err);
-    }
-    if (rc == CVM_OK && !o->validate_only)
-        rc = models(&R, err);
-    if (rc == CVM_OK) {
-        output_phase = true;
-        if (o->validate_only) {
+        if (rc == CVM_OK && !o->validate_only)
+            rc = models(&R, err);
+        if (rc == CVM_OK)
+            output_phase = true;
+        if (rc == CVM_OK && o->validate_only) {
             cvm_custtab_free(R.ct);
             R.ct = NULL;
             R.rd.keep_latest = true;
         }
-        rc = publish(&R, "ok", err);
-        if (rc == CVM_OK)
-            rc = cvm_rundir_commit(&R.rd, err);
-        if (rc == CVM_OK)
-            snprintf(rep->run_dir, sizeof rep->run_dir, "%s", R.rd.final_path);
-    } else if (rc == CVM_EDATA && R.ist.rows > 0) {
+        if (rc == CVM_OK) {
+            rc = publish(&R, "ok", err);
+            if (rc == CVM_OK)
+                rc = cvm_rundir_commit(&R.rd, err);
+            if (rc == CVM_OK)
+                snprintf(rep->run_dir, sizeof rep->run_dir, "%s", R.rd.final_path);
+        }
+    }
+    if (rc == CVM_EDATA && R.ist.rows > 0 && !R.rd.committed) {
         /* Data errors keep their evidence: rejects and summary go to a
          * failed-* directory beside the runs; `latest` does not move. */
         cvm_err perr = {0};

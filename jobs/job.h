@@ -37,6 +37,9 @@ typedef struct cvm_job_opts {
     const char *out_dir;      /* overrides output.dir */
     const char *as_of;        /* overrides value.as_of */
     bool validate_only;       /* cvm validate: ingest + rejects report, no model */
+    const char *const *grid;  /* cvm sweep: "key=v1,v2,..." per swept key; the
+                                 run parses once and evaluates every point */
+    size_t n_grid;
 } cvm_job_opts;
 
 typedef struct cvm_job_report {

@@ -26,6 +26,7 @@ static const char *const usage_main =
     "  cvm run JOB [--set section.key=value]... [--threads N] [--out DIR] [--as-of YYYY-MM-DD]\n"
     "              [--quiet] [--log-format text|json]\n"
     "  cvm validate JOB [--set ...]    check config and inputs, write the rejects report\n"
+    "  cvm sweep JOB --grid KEY=V1,V2 [--grid ...]   one parse, a grid of model settings\n"
     "  cvm config JOB [--set ...]      print the effective config (--docs: with comments;\n"
     "                                  --markdown: the key reference; JOB may be -)\n"
     "  cvm gen --customers N --seed S --out DIR [...]   generate sample/benchmark data\n"
@@ -60,6 +61,8 @@ typedef struct cli {
     const char *job;
     const char **sets;
     size_t n_sets;
+    const char **grid;
+    size_t n_grid;
     int threads;
     const char *out, *as_of, *log_format;
     int quiet, docs, markdown, help;
@@ -79,7 +82,8 @@ static int parse_common(int argc, char **argv, cli *c, const char *cmd)
 {
     memset(c, 0, sizeof *c);
     c->sets = calloc((size_t)argc + 1, sizeof *c->sets);
-    if (c->sets == NULL)
+    c->grid = calloc((size_t)argc + 1, sizeof *c->grid);
+    if (c->sets == NULL || c->grid == NULL)
         return -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -100,6 +104,10 @@ static int parse_common(int argc, char **argv, cli *c, const char *cmd)
             if ((val = opt_value(argc, argv, &i, cmd)) == NULL)
                 return -1;
             c->sets[c->n_sets++] = val;
+        } else if (strcmp(a, "--grid") == 0 && strcmp(cmd, "sweep") == 0) {
+            if ((val = opt_value(argc, argv, &i, cmd)) == NULL)
+                return -1;
+            c->grid[c->n_grid++] = val;
         } else if (strcmp(a, "--threads") == 0) {
             if ((val = opt_value(argc, argv, &i, cmd)) == NULL)
                 return -1;
@@ -137,27 +145,42 @@ static int parse_common(int argc, char **argv, cli *c, const char *cmd)
     return 0;
 }
 
-static int cmd_run(int argc, char **argv, bool validate)
+static const char *const usage_sweep =
+    "Usage: cvm sweep JOB --grid KEY=V1,V2,... [--grid ...] [--set KEY=VALUE]... [--out DIR]\n"
+    "Parse the inputs once (the parse cache is used when input.cache is on) and evaluate\n"
+    "every combination of the grid values (model settings only: k range, minimum\n"
+    "support, bin counts, thresholds...). Writes JOBNAME-sweep-* with sweep.csv (one row\n"
+    "per point: the values and the key figures side by side) and points/NNN/summary.json.\n"
+    "The `latest` link does not move.\n";
+
+static int cmd_run(int argc, char **argv, int mode)
 {
-    const char *cmd = validate ? "validate" : "run";
+    bool validate = mode == 1;
+    const char *cmd = mode == 1 ? "validate" : mode == 2 ? "sweep" : "run";
     cli c;
     if (parse_common(argc, argv, &c, cmd) != 0) {
-        free(c.sets);
+        free(c.sets), free(c.grid);
         return CVM_EXIT_USAGE;
     }
     if (c.help) {
-        fputs(validate ? usage_validate : usage_run, stdout);
-        free(c.sets);
+        fputs(mode == 1 ? usage_validate : mode == 2 ? usage_sweep : usage_run, stdout);
+        free(c.sets), free(c.grid);
         return 0;
+    }
+    if (mode == 2 && c.n_grid == 0) {
+        fprintf(stderr, "cvm sweep: at least one --grid KEY=V1,V2 is required\n");
+        free(c.sets), free(c.grid);
+        return CVM_EXIT_USAGE;
     }
     if (c.job == NULL || strcmp(c.job, "-") == 0) {
         fprintf(stderr, "cvm %s: a job file is required (see cvm %s --help)\n", cmd, cmd);
-        free(c.sets);
+        free(c.sets), free(c.grid);
         return CVM_EXIT_USAGE;
     }
     cvm_log log;
     cvm_log_init(&log, c.quiet, c.log_format && strcmp(c.log_format, "json") == 0);
-    cvm_job_opts o = {c.job, c.sets, c.n_sets, c.threads, c.out, c.as_of, validate};
+    cvm_job_opts o = {c.job, c.sets, c.n_sets, c.threads, c.out, c.as_of, validate,
+                      c.grid, c.n_grid};
     cvm_job_report rep;
     cvm_err err = {0};
     int rc = cvm_job_run(&o, &log, &rep, &err);
@@ -171,7 +194,7 @@ static int cmd_run(int argc, char **argv, bool validate)
                     rep.run_dir);
         printf("%s\n", rep.run_dir);
     }
-    free(c.sets);
+    free(c.sets), free(c.grid);
     return rep.exit_code;
 }
 
@@ -180,27 +203,27 @@ static int cmd_config(int argc, char **argv)
     size_t nschema;
     cli c;
     if (parse_common(argc, argv, &c, "config") != 0) {
-        free(c.sets);
+        free(c.sets), free(c.grid);
         return CVM_EXIT_USAGE;
     }
     if (c.help) {
         fputs(usage_config, stdout);
-        free(c.sets);
+        free(c.sets), free(c.grid);
         return 0;
     }
     if (c.markdown) {
-        free(c.sets);
+        free(c.sets), free(c.grid);
         const cvm_cfg_key *schema = cvm_job_schema(&nschema);
         return cvm_config_write_markdown(schema, nschema, stdout) == CVM_OK
                    ? 0 : CVM_EXIT_INTERNAL;
     }
     if (c.job == NULL) {
         fprintf(stderr, "cvm config: a job file (or -) is required\n");
-        free(c.sets);
+        free(c.sets), free(c.grid);
         return CVM_EXIT_USAGE;
     }
     cvm_job_opts o = {strcmp(c.job, "-") == 0 ? NULL : c.job, c.sets, c.n_sets, c.threads, c.out,
-                      c.as_of, false};
+                      c.as_of, false, NULL, 0};
     cvm_config *cfg = NULL;
     cvm_err err = {0};
     int rc = cvm_job_config(&o, &cfg, &err);
@@ -212,7 +235,7 @@ static int cmd_config(int argc, char **argv)
         for (size_t i = 0; cfg && rc == CVM_OK && i < c.n_sets; i++)
             rc = cvm_config_set(cfg, c.sets[i], &err);
     }
-    free(c.sets);
+    free(c.sets), free(c.grid);
     if (rc != CVM_OK) {
         fprintf(stderr, "cvm config: %s\n", err.msg);
         cvm_config_free(cfg);
@@ -247,9 +270,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 1, argv + 1, false);
+        return cmd_run(argc - 1, argv + 1, 0);
     if (strcmp(cmd, "validate") == 0)
-        return cmd_run(argc - 1, argv + 1, true);
+        return cmd_run(argc - 1, argv + 1, 1);
+    if (strcmp(cmd, "sweep") == 0)
+        return cmd_run(argc - 1, argv + 1, 2);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "gen") == 0) {

@@ -332,6 +332,40 @@ static void test_parse_cache(void **state)
     assert_int_equal(cache_status_is("o1", "hit"), 0);
 }
 
+static void test_sweep(void **state)
+{
+    (void)state;
+    write_in_dir("t.csv", txn);
+    write_in_dir("s.yaml", "job: {name: s}\ninput:\n  transactions: {path: t.csv}\n");
+    assert_int_equal(cvm("sweep s.yaml --out so --grid rfm.bins=2,3 --grid grading.tier_high=0.7,0.9"), 0);
+    /* Four points, each with its values and the figures of its own run. */
+    static const char check[] =
+        "import csv,glob,json,sys\n"
+        "d=glob.glob('so/s-sweep-*')[0]\n"
+        "rows=list(csv.DictReader(open(d+'/sweep.csv')))\n"
+        "assert len(rows)==4, rows\n"
+        "assert [(r['rfm.bins'],r['grading.tier_high']) for r in rows]==[('2','0.7'),('2','0.9'),('3','0.7'),('3','0.9')]\n"
+        "for i,r in enumerate(rows):\n"
+        "  p=json.load(open('%s/points/%03d/summary.json'%(d,i+1)))\n"
+        "  assert p['rfm']['bins']==int(r['rfm.bins']) and r['rfm.bins.1']==r['rfm.bins'] if 'rfm.bins.1' in r else p['rfm']['bins']==int(r['rfm.bins'])\n"
+        "  assert float(r['profit.total_profit'])==p['profit']['total_profit']\n"
+        "  assert p['config']['grading']['tier_high']==float(r['grading.tier_high'])\n"
+        "s=json.load(open(d+'/summary.json'))\n"
+        "assert s['mode']=='sweep' and len(s['sweep']['points'])==4\n";
+    char *py = cvm_test_path(dir, "sweep_check.py");
+    cvm_test_write_file(py, check);
+    assert_int_equal(cvm_test_system("cd '%s' && python3 sweep_check.py", dir), 0);
+    free(py);
+    assert_int_equal(cvm_test_system("test ! -e '%s'/so/latest", dir), 0);
+    /* Only model settings can be swept: the parse is shared. */
+    assert_int_equal(cvm("sweep s.yaml --out so --grid cleaning.max_reject_ratio=0.1,0.2"), 2);
+    expect_err("changes the ingest");
+    assert_int_equal(cvm("sweep s.yaml --out so"), 2);
+    expect_err("--grid");
+    assert_int_equal(cvm("sweep s.yaml --out so --grid rfm.bins=3,99"), 2);
+    expect_err("rfm.bins");
+}
+
 static void test_docs_are_current(void **state)
 {
     (void)state;
@@ -354,6 +388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_frozen_cutoffs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock_and_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docs_are_current, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
