@@ -125,12 +125,21 @@ static bool match(const rule *r, size_t row)
 {
     if (r->always)
         return true;
-    char v[256];
+    char buf[256];
     for (int i = 0; i < r->n; i++) {
         const cond *c = &r->c[i];
         if (c->col == NULL)
             return false;
-        cell_text(c->col, row, v, sizeof v);
+        /* Strings compare in place; numbers are formatted once per test. */
+        const char *v;
+        if (c->col->type == CVM_COL_STR) {
+            v = ((char *const *)c->col->data)[row];
+            if (v == NULL)
+                v = "";
+        } else {
+            cell_text(c->col, row, buf, sizeof buf);
+            v = buf;
+        }
         bool any = false;
         for (int a = 0; a < c->n_alts && !any; a++)
             any = strcmp(v, c->alt[a]) == 0;
@@ -140,49 +149,63 @@ static bool match(const rule *r, size_t row)
     return true;
 }
 
-static double num(const cvm_custtab *ct, const char *name, size_t row)
+/* The columns the reasons quote, looked up once per run (a lookup is a
+ * scan of the column names, too slow per customer). */
+enum { K_CLASS, K_VOLUME, K_SAT, K_COMPLAINTS, K_GRADE, K_GRADE_REASON, K_SEGMENT, K_CELL,
+       K_RECENCY, K_FREQUENCY, K_MONETARY, K_REVENUE_RECENT, K_PARETO_TOP, K_PROFIT, K_PARETO_RANK,
+       K_COUNT };
+static const char *const k_names[K_COUNT] = {
+    "grid_class", "volume_tier", "satisfaction", "complaints", "grade", "grade_reason",
+    "rfm_segment", "rfm_cell", "recency_days", "frequency", "monetary", "revenue_recent",
+    "pareto_top", "profit", "pareto_rank"};
+
+typedef struct known {
+    const cvm_column *col[K_COUNT];
+} known;
+
+static double num(const known *k, int which, size_t row)
 {
-    const cvm_column *c = cvm_custtab_find(ct, name);
-    return c ? cvm_column_number(c, row) : NAN;
+    return k->col[which] ? cvm_column_number(k->col[which], row) : NAN;
 }
 
-static const char *str(const cvm_custtab *ct, const char *name, size_t row)
+static const char *str(const known *k, int which, size_t row)
 {
-    const cvm_column *c = cvm_custtab_find(ct, name);
+    const cvm_column *c = k->col[which];
     if (c == NULL || c->type != CVM_COL_STR)
         return NULL;
     return ((char *const *)c->data)[row];
 }
 
 /* Facts behind one condition's column, in words. */
-static void explain(const cvm_custtab *ct, const char *column, size_t row, char *out, size_t len)
+static void explain(const cvm_custtab *ct, const known *kn, const char *column, size_t row, char *out,
+                    size_t len)
 {
     out[0] = '\0';
     if (strcmp(column, "grid_class") == 0) {
-        const char *cls = str(ct, "grid_class", row), *vol = str(ct, "volume_tier", row);
-        double sat = num(ct, "satisfaction", row), comp = num(ct, "complaints", row);
+        const char *cls = str(kn, K_CLASS, row), *vol = str(kn, K_VOLUME, row);
+        double sat = num(kn, K_SAT, row), comp = num(kn, K_COMPLAINTS, row);
         int k = snprintf(out, len, "class %s: %s volume", cls ? cls : "?", vol ? vol : "?");
         if (!isnan(sat) && k >= 0 && (size_t)k < len)
             k += snprintf(out + k, len - (size_t)k, ", satisfaction %.1f/5", sat);
         if (!isnan(comp) && k >= 0 && (size_t)k < len)
             snprintf(out + k, len - (size_t)k, ", %.0f complaint%s", comp, comp == 1 ? "" : "s");
     } else if (strcmp(column, "grade") == 0) {
-        const char *g = str(ct, "grade", row), *why = str(ct, "grade_reason", row);
+        const char *g = str(kn, K_GRADE, row), *why = str(kn, K_GRADE_REASON, row);
         snprintf(out, len, "grade %s: %s", g ? g : "?", why ? why : "");
     } else if (strcmp(column, "rfm_segment") == 0 || strcmp(column, "rfm_cell") == 0) {
-        const char *seg = str(ct, "rfm_segment", row), *cell = str(ct, "rfm_cell", row);
-        double r = num(ct, "recency_days", row), f = num(ct, "frequency", row),
-               m = num(ct, "monetary", row);
+        const char *seg = str(kn, K_SEGMENT, row), *cell = str(kn, K_CELL, row);
+        double r = num(kn, K_RECENCY, row), f = num(kn, K_FREQUENCY, row),
+               m = num(kn, K_MONETARY, row);
         snprintf(out, len, "RFM %s (%s): last order %.0f days ago, %.0f orders, %.2f net revenue",
                  cell ? cell : "-", seg ? seg : "-", r, f, m);
     } else if (strcmp(column, "volume_tier") == 0) {
-        const char *vol = str(ct, "volume_tier", row);
+        const char *vol = str(kn, K_VOLUME, row);
         snprintf(out, len, "%s volume (%.2f revenue in the last window)", vol ? vol : "?",
-                 num(ct, "revenue_recent", row));
+                 num(kn, K_REVENUE_RECENT, row));
     } else if (strcmp(column, "pareto_top") == 0) {
-        double top = num(ct, "pareto_top", row);
+        double top = num(kn, K_PARETO_TOP, row);
         snprintf(out, len, "%s the customers making the top share of profit (profit %.2f, rank %.0f)",
-                 top == 1 ? "among" : "not among", num(ct, "profit", row), num(ct, "pareto_rank", row));
+                 top == 1 ? "among" : "not among", num(kn, K_PROFIT, row), num(kn, K_PARETO_RANK, row));
     } else {
         const cvm_column *c = cvm_custtab_find(ct, column);
         char v[128] = "";
@@ -217,6 +240,9 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
         res->rules_on_missing_columns += missing;
     }
     size_t n = ct->n_rows;
+    known kn;
+    for (int k = 0; k < K_COUNT; k++)
+        kn.col[k] = cvm_custtab_find(ct, k_names[k]);
     char **act = cvm_custtab_add_str(ct, "action", "Action code of the first matching rule in actions.rules.", err);
     char **txt = act ? cvm_custtab_add_str(ct, "action_text", "What to do, from the rule's text.", err) : NULL;
     int64_t *pri = txt ? cvm_custtab_add_int(ct, "action_priority", "rank", "Priority of the rule (1 = most urgent).", err) : NULL;
@@ -238,7 +264,7 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
         char reason[1024] = "", part[320];
         size_t used = 0;
         if (rules[hit].always) {
-            explain(ct, "grade", row, part, sizeof part);
+            explain(ct, &kn, "grade", row, part, sizeof part);
             used += (size_t)snprintf(reason, sizeof reason, "%s", part);
         }
         for (int k = 0; k < rules[hit].n && used < sizeof reason; k++) {
@@ -248,7 +274,7 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
                 dup |= strcmp(rules[hit].c[j].column, rules[hit].c[k].column) == 0;
             if (dup)
                 continue;
-            explain(ct, rules[hit].c[k].column, row, part, sizeof part);
+            explain(ct, &kn, rules[hit].c[k].column, row, part, sizeof part);
             used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s",
                                      used ? "; " : "", part);
         }
