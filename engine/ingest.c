@@ -504,7 +504,11 @@ static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size
                 continue;
             if (p >= parts)
                 continue;
-            cvm_dict *dp = cvm_dict_new(64);
+            size_t expect = 0;
+            for (size_t k = 0; k < nk; k++)
+                expect += boff[k * (MERGE_PARTS + 1) + (size_t)p + 1] - boff[k * (MERGE_PARTS + 1) + (size_t)p];
+            /* Sized for every appearance: no rehashing while it fills. */
+            cvm_dict *dp = cvm_dict_new(expect / 2 + 16);
             uint32_t *owner = NULL;
             size_t cap = 0;
             for (size_t k = 0; k < nk && dp; k++) {
@@ -543,28 +547,56 @@ static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size
     int32_t *gid = (int32_t *)bucket; /* reused: bucket is no longer needed */
     size_t next_id = 0;
     if (status == CVM_OK && g == NULL) {
-        /* Ids only: the rank of each first appearance. */
-        for (size_t s = 0; s < total; s++)
-            gid[s] = ref[s] == s ? (int32_t)next_id++ : gid[ref[s]];
+        /* Ids only: the rank of each first appearance, by a two-pass
+         * parallel prefix count over fixed blocks of slots. */
+        enum { NBLK = 64 };
+        size_t cnt[NBLK + 1] = {0};
+        size_t blk = (total + NBLK - 1) / NBLK;
+#pragma omp parallel for num_threads(threads) schedule(static) default(none) shared(ref, cnt, blk, total)
+        for (long b = 0; b < NBLK; b++) {
+            size_t lo = (size_t)b * blk, hi = lo + blk < total ? lo + blk : total, c = 0;
+            for (size_t s = lo; s < hi; s++)
+                c += ref[s] == s;
+            cnt[b + 1] = c;
+        }
+        for (int b = 0; b < NBLK; b++)
+            cnt[b + 1] += cnt[b];
+#pragma omp parallel for num_threads(threads) schedule(static) default(none) shared(ref, cnt, blk, total, gid)
+        for (long b = 0; b < NBLK; b++) {
+            size_t lo = (size_t)b * blk, hi = lo + blk < total ? lo + blk : total, id = cnt[b];
+            for (size_t s = lo; s < hi; s++)
+                if (ref[s] == s)
+                    gid[s] = (int32_t)id++;
+        }
+        next_id = cnt[NBLK];
     } else if (status == CVM_OK) {
+        /* Strings of first appearances into g, serially (they are few:
+         * customers and products, renumbered by sorting afterwards). */
         size_t k = 0;
         for (size_t s = 0; s < total; s++) {
+            if (ref[s] != s)
+                continue;
             while (s >= base[k + 1])
                 k++;
-            if (ref[s] == s) {
-                cvm_dict *d = chunk_dict(cs[k], which);
-                int32_t l = (int32_t)(s - base[k]);
-                int32_t id = cvm_dict_intern_h(g, cvm_dict_str(d, l), cvm_dict_len(d, l), hash[s]);
-                if (id < 0) {
-                    status = CVM_ENOMEM;
-                    break;
-                }
-                gid[s] = id;
-            } else {
-                gid[s] = gid[ref[s]];
+            cvm_dict *d = chunk_dict(cs[k], which);
+            int32_t l = (int32_t)(s - base[k]);
+            int32_t id = cvm_dict_intern_h(g, cvm_dict_str(d, l), cvm_dict_len(d, l), hash[s]);
+            if (id < 0) {
+                status = CVM_ENOMEM;
+                break;
             }
+            gid[s] = id;
         }
-        next_id = cvm_dict_size(g);
+        next_id = g ? cvm_dict_size(g) : 0;
+    }
+    /* Later appearances take their first appearance's id (which comes
+     * earlier: a string is unique within a chunk). */
+    if (status == CVM_OK) {
+        long tl = (long)total;
+#pragma omp parallel for num_threads(threads) schedule(static) default(none) shared(ref, gid, tl)
+        for (long s = 0; s < tl; s++)
+            if (ref[s] != (uint32_t)s)
+                gid[s] = gid[ref[s]];
     }
     *n_unique = next_id;
     for (size_t k = 0; status == CVM_OK && k < nk; k++) {
