@@ -1007,7 +1007,61 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     uint32_t *dest = cvm_malloc((total ? total : 1) * sizeof *dest);
     if (rc == CVM_OK && (!out->cust_start || !dest))
         rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting %zu rows", total);
-    if (rc == CVM_OK) {
+    /* Per-chunk counts per customer turn into per-chunk write positions,
+     * so every chunk places its rows in parallel; the order is the serial
+     * one (chunk by chunk, file order within). Above 32M counters (many
+     * chunks x many customers) the serial pass is used instead. */
+    uint32_t *cc = NULL;
+    if (rc == CVM_OK && nk * nc <= ((size_t)32 << 20) && total < UINT32_MAX)
+        cc = cvm_calloc(nk * nc > 0 ? nk * nc : 1, sizeof *cc);
+    if (rc == CVM_OK && cc) {
+        size_t *rbase = cvm_malloc((nk + 1) * sizeof *rbase);
+        if (rbase == NULL) {
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory sorting rows");
+        } else {
+            rbase[0] = 0;
+            for (size_t k = 0; k < nk; k++)
+                rbase[k + 1] = rbase[k] + cs[k]->n;
+            long nkl = (long)nk, ncl = (long)nc;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) default(none) shared(cs, mm, cc, nkl, nc)
+            for (long k = 0; k < nkl; k++) {
+                uint32_t *ck = cc + (size_t)k * nc;
+                for (size_t i = 0; i < cs[k]->n; i++) {
+                    int32_t c = mm.cust[k][cs[k]->cust[i]];
+                    cs[k]->cust[i] = c; /* global from here on */
+                    ck[c]++;
+                }
+            }
+            size_t *cnt = out->cust_start;
+#pragma omp parallel for num_threads(threads) schedule(static) default(none) shared(cc, cnt, nk, nc, ncl)
+            for (long c = 0; c < ncl; c++) {
+                size_t sum = 0;
+                for (size_t k = 0; k < nk; k++)
+                    sum += cc[k * nc + (size_t)c];
+                cnt[c + 1] = sum;
+            }
+            for (size_t c = 0; c < nc; c++)
+                cnt[c + 1] += cnt[c];
+#pragma omp parallel for num_threads(threads) schedule(static) default(none) shared(cc, cnt, nk, nc, ncl)
+            for (long c = 0; c < ncl; c++) {
+                size_t run = cnt[c];
+                for (size_t k = 0; k < nk; k++) {
+                    uint32_t n = cc[k * nc + (size_t)c];
+                    cc[k * nc + (size_t)c] = (uint32_t)run;
+                    run += n;
+                }
+            }
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) default(none) shared(cs, cc, nkl, nc, rbase, dest)
+            for (long k = 0; k < nkl; k++) {
+                uint32_t *ck = cc + (size_t)k * nc;
+                uint32_t *d = dest + rbase[k];
+                for (size_t i = 0; i < cs[k]->n; i++)
+                    d[i] = ck[cs[k]->cust[i]]++;
+            }
+            cvm_free(rbase);
+        }
+        cvm_free(cc);
+    } else if (rc == CVM_OK) {
         size_t *cnt = out->cust_start;
         for (size_t k = 0; k < nk; k++)
             for (size_t i = 0; i < cs[k]->n; i++)
