@@ -208,6 +208,8 @@ static size_t remove_oldest(const char *out_dir, char **names, size_t n, size_t 
                             const char *latest)
 {
     size_t removed = 0;
+    if (n == 0)
+        return 0; /* names may be NULL: qsort(NULL, 0) is undefined */
     qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; keep > 0 && i + keep < n; i++) {
         if (latest && strcmp(names[i], latest) == 0)

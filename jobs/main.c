@@ -13,6 +13,7 @@
 #endif
 
 #include "config.h"
+#include "diff.h"
 #include "error.h"
 #include "gen_cli.h"
 #include "job.h"
@@ -29,6 +30,7 @@ static const char *const usage_main =
     "  cvm sweep JOB --grid KEY=V1,V2 [--grid ...]   one parse, a grid of model settings\n"
     "  cvm config JOB [--set ...]      print the effective config (--docs: with comments;\n"
     "                                  --markdown: the key reference; JOB may be -)\n"
+    "  cvm diff OLD_RUN NEW_RUN [--out FILE] [--json]   what changed between two runs\n"
     "  cvm gen --customers N --seed S --out DIR [...]   generate sample/benchmark data\n"
     "  cvm --help | --version | COMMAND --help\n"
     "\n"
@@ -283,6 +285,15 @@ int main(int argc, char **argv)
         if (rc != CVM_OK) {
             fprintf(stderr, "cvm gen: %s\n", err.msg);
             return cvm_job_exit_code(rc, true);
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "diff") == 0) {
+        cvm_err err = {0};
+        int rc = cvm_diff_cli(argc - 1, argv + 1, &err);
+        if (rc != CVM_OK) {
+            fprintf(stderr, "cvm diff: %s\n", err.msg);
+            return cvm_job_exit_code(rc, false);
         }
         return 0;
     }

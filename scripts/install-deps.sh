@@ -2,8 +2,12 @@
 # Installs the Debian 12 packages cvm needs to build, test and benchmark.
 # Usage: scripts/install-deps.sh [--bench]   (as root, or with sudo available)
 set -euo pipefail
+# libsqlite3-dev: cvm.sqlite; libpq-dev: the PostgreSQL load; postgresql: the
+# server tests/test_postgres.c starts for itself; chromium: tests/test_report.c
+# renders report.html headless.
 pkgs=(build-essential cmake pkg-config libgsl-dev libcsv-dev libcmocka-dev libyaml-dev
-      libjansson-dev clang libclang-rt-14-dev python3)
+      libjansson-dev clang libclang-rt-14-dev python3 libsqlite3-dev libpq-dev postgresql
+      chromium)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(python3-pandas python3-sklearn python3-scipy nodejs npm time)
 fi
