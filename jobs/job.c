@@ -1118,8 +1118,10 @@ static void flatten(json_t *j, const char *prefix, json_t *out)
         snprintf(name, sizeof name, "%s%s%s", prefix, *prefix ? "." : "", k);
         if (json_is_object(v))
             flatten(v, name, out);
-        else if (json_is_number(v) || json_is_boolean(v))
-            json_object_set(out, name, json_is_boolean(v) ? json_integer(json_is_true(v)) : v);
+        else if (json_is_number(v))
+            json_object_set(out, name, v);
+        else if (json_is_boolean(v))
+            json_object_set_new(out, name, json_integer(json_is_true(v)));
     }
 }
 
