@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "diff.h"
+#include "rules_cli.h"
 #include "error.h"
 #include "gen_cli.h"
 #include "job.h"
@@ -31,6 +32,7 @@ static const char *const usage_main =
     "  cvm config JOB [--set ...]      print the effective config (--docs: with comments;\n"
     "                                  --markdown: the key reference; JOB may be -)\n"
     "  cvm diff OLD_RUN NEW_RUN [--out FILE] [--json]   what changed between two runs\n"
+    "  cvm rules --baskets FILE [--min-support S] [--out DIR] [...]   rules from a FIMI file\n"
     "  cvm gen --customers N --seed S --out DIR [...]   generate sample/benchmark data\n"
     "  cvm --help | --version | COMMAND --help\n"
     "\n"
@@ -285,6 +287,15 @@ int main(int argc, char **argv)
         if (rc != CVM_OK) {
             fprintf(stderr, "cvm gen: %s\n", err.msg);
             return cvm_job_exit_code(rc, true);
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "rules") == 0) {
+        cvm_err err = {0};
+        int rc = cvm_rules_cli(argc - 1, argv + 1, &err);
+        if (rc != CVM_OK) {
+            fprintf(stderr, "cvm rules: %s\n", err.msg);
+            return cvm_job_exit_code(rc, false);
         }
         return 0;
     }
