@@ -189,6 +189,8 @@ static const cvm_cfg_key tail_schema[] = {
      " text: \"One-to-one key account care: named account manager, quarterly review\"},"
      " {when: \"grid_class=H|I\", action: FIX_DISSATISFACTION, priority: \"2\","
      " text: \"Call to resolve dissatisfaction before the account is lost\"},"
+     " {when: \"cluster_label=lapsed big spenders\", action: WIN_BACK, priority: \"2\","
+     " text: \"Win-back call: a big spender of the past has stopped buying\"},"
      " {when: \"rfm_segment=At risk|Cannot lose\", action: WIN_BACK, priority: \"2\","
      " text: \"Win-back offer: good customer, no recent order\"},"
      " {when: \"next_product!= & rfm_segment=Champions|Loyal|Potential loyalist|New|Promising\","
