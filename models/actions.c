@@ -153,11 +153,12 @@ static bool match(const rule *r, size_t row)
  * scan of the column names, too slow per customer). */
 enum { K_CLASS, K_VOLUME, K_SAT, K_COMPLAINTS, K_GRADE, K_GRADE_REASON, K_SEGMENT, K_CELL,
        K_RECENCY, K_FREQUENCY, K_MONETARY, K_REVENUE_RECENT, K_PARETO_TOP, K_PROFIT, K_PARETO_RANK,
-       K_COUNT };
+       K_CYCLE_REASON, K_P_ALIVE, K_CHURN, K_NEXT_REASON, K_CLUSTER_LABEL, K_COUNT };
 static const char *const k_names[K_COUNT] = {
     "grid_class", "volume_tier", "satisfaction", "complaints", "grade", "grade_reason",
     "rfm_segment", "rfm_cell", "recency_days", "frequency", "monetary", "revenue_recent",
-    "pareto_top", "profit", "pareto_rank"};
+    "pareto_top", "profit", "pareto_rank", "cycle_reason", "p_alive", "churn_risk",
+    "next_product_reason", "cluster_label"};
 
 typedef struct known {
     const cvm_column *col[K_COUNT];
@@ -198,6 +199,21 @@ static void explain(const cvm_custtab *ct, const known *kn, const char *column, 
                m = num(kn, K_MONETARY, row);
         snprintf(out, len, "RFM %s (%s): last order %.0f days ago, %.0f orders, %.2f net revenue",
                  cell ? cell : "-", seg ? seg : "-", r, f, m);
+    } else if (strcmp(column, "churn_risk") == 0 || strcmp(column, "overdue") == 0 ||
+               strcmp(column, "contact_by") == 0 || strcmp(column, "days_overdue") == 0) {
+        /* The purchase-cycle stage words its own facts. */
+        const char *why = str(kn, K_CYCLE_REASON, row), *risk = str(kn, K_CHURN, row);
+        double pa = num(kn, K_P_ALIVE, row);
+        int k = snprintf(out, len, "%s", why && *why ? why : "");
+        if (!isnan(pa) && k >= 0 && (size_t)k < len)
+            snprintf(out + k, len - (size_t)k, "%sP(alive) %.2f, churn risk %s", k ? "; " : "", pa,
+                     risk ? risk : "?");
+    } else if (strcmp(column, "next_product") == 0) {
+        const char *why = str(kn, K_NEXT_REASON, row);
+        snprintf(out, len, "%s", why ? why : "");
+    } else if (strcmp(column, "cluster_label") == 0 || strcmp(column, "cluster") == 0) {
+        const char *lab = str(kn, K_CLUSTER_LABEL, row);
+        snprintf(out, len, "segment '%s' (k-means)", lab ? lab : "?");
     } else if (strcmp(column, "volume_tier") == 0) {
         const char *vol = str(kn, K_VOLUME, row);
         snprintf(out, len, "%s volume (%.2f revenue in the last window)", vol ? vol : "?",

@@ -127,10 +127,11 @@ static cust *find_cust(cust *cs, int *nc, const char *id, bool add)
 }
 
 /* Output rows keyed by customer id. */
+#define MAXCOL 160
 typedef struct out_ctx {
     int ncol;
-    char names[64][40];
-    char *cells[MAXC][64];
+    char names[MAXCOL][40];
+    char *cells[MAXC][MAXCOL];
     char ids[MAXC][32];
     int nrow;
 } out_ctx;
@@ -139,13 +140,14 @@ static int out_rec(void *ctx, const cvm_csv_record *r, cvm_err *err)
 {
     (void)err;
     out_ctx *o = ctx;
+    assert_true(r->n <= MAXCOL);
     if (o->ncol == 0) {
         o->ncol = (int)r->n;
         for (size_t i = 0; i < r->n; i++)
             snprintf(o->names[i], sizeof o->names[i], "%.*s", (int)r->len[i], r->field[i]);
         return CVM_OK;
     }
-    for (size_t i = 0; i < r->n && i < 64; i++) {
+    for (size_t i = 0; i < r->n; i++) {
         o->cells[o->nrow][i] = malloc(r->len[i] + 1);
         memcpy(o->cells[o->nrow][i], r->field[i], r->len[i]);
         o->cells[o->nrow][i][r->len[i]] = '\0';

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# BG/NBD + Gamma-Gamma fit and scoring: cvm (bench/cycles_bench.c, linked
+# against a build directory's libcvm_models.a and libcvm_engine.a) against
+# the numpy/scipy peer (shared/peers/bgnbd_scipy.py) on the same customer
+# summaries: the CDNOW sample and N simulated customers (default 1M).
+#
+#   bench/cycles_bench.sh [--build DIR] [--customers N] [--runs R] [--peer-runs P]
+#                         [--peer-timeout S] [--replications K] [--out FILE]
+#
+# Needs Debian's python3-scipy for the peer (apt-get install -y python3-scipy);
+# without it the peer columns say "not run". Each cvm configuration runs R
+# times (default 3), interleaved; the table gives the median and the range.
+# The peer needs minutes per run on 1M customers: P defaults to 1, and each
+# peer run is stopped after S seconds (default 1800). The peer also runs R
+# times on a 100,000-customer simulation (seed 2) next to cvm. K fits of
+# 100,000 simulated customers (seeds 1001..1000+K, default 100) check that the
+# standard errors are honest: the z-scores (estimate - truth) / se should
+# have mean 0 and standard deviation 1.
+# Results go to bench/results-cycles.md (or FILE).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/.." && pwd)
+build=/tmp/build-cycles
+n=1000000
+runs=3
+peer_runs=1
+peer_timeout=1800
+small=100000
+reps=100
+out="$here/results-cycles.md"
+shared="${CVM_SHARED_DIR:-$src/../shared}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build) build=$2; shift 2 ;;
+    --customers) n=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --peer-runs) peer_runs=$2; shift 2 ;;
+    --peer-timeout) peer_timeout=$2; shift 2 ;;
+    --replications) reps=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--customers N] [--runs R] [--peer-runs P] [--peer-timeout S] [--replications K] [--out FILE]" >&2; exit 2 ;;
+  esac
+done
+for lib in libcvm_models.a libcvm_engine.a; do
+  [ -f "$build/$lib" ] || { echo "$build/$lib missing: cmake -S $src -B $build && cmake --build $build -j2" >&2; exit 1; }
+done
+work=$(mktemp -d /tmp/cycles-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bin="$work/cycles_bench"
+gcc -std=c11 -O2 -fopenmp -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+  -I"$src/engine" -I"$src/models" "$src/bench/cycles_bench.c" \
+  "$build/libcvm_models.a" "$build/libcvm_engine.a" $(pkg-config --libs gsl) -lm -o "$bin"
+
+py=/usr/bin/python3
+have_peer=0
+if [ -x "$py" ] && "$py" -c 'import scipy' 2>/dev/null; then have_peer=1; fi
+peer="$shared/peers/bgnbd_scipy.py"
+[ -f "$peer" ] || have_peer=0
+
+field() { # field NAME LINE-PREFIX FILE -> value of NAME= on the first line starting with PREFIX
+  grep "^$2" "$3" | head -n1 | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2}'; }
+range() { sort -g | awk 'NR==1{a=$1} {b=$1} END {if (NR) printf "%s-%s", a, b; else printf "-"}'; }
+
+up_before=$(uptime)
+# Same summaries for both tools: CDNOW as published, and the simulated one.
+cdnow="$work/cdnow.csv"
+if [ -f "$shared/cdnow/cdnow_customers_summary_with_transactions.csv" ]; then
+  awk -F, 'NR==1{print "x,t_x,T,m_x"; next} {print $2","$3","$4","$5}' \
+    "$shared/cdnow/cdnow_customers_summary_with_transactions.csv" > "$cdnow"
+fi
+sim="$work/sim.csv"
+"$bin" --customers "$n" --seed 1 --threads 2 --summary "$sim" > "$work/sim.txt"
+simsmall="$work/small.csv"
+"$bin" --customers "$small" --seed 2 --threads 2 --summary "$simsmall" > "$work/small.txt"
+
+for r in $(seq 1 "$runs"); do
+  for t in 1 2; do
+    "$bin" --customers "$n" --seed 1 --threads $t > "$work/cvm-$t-$r.txt"
+  done
+  [ -f "$cdnow" ] && "$bin" --input "$cdnow" --threads 2 > "$work/cdnow-cvm-$r.txt"
+  "$bin" --input "$simsmall" --threads 2 > "$work/small-cvm-$r.txt"
+  if [ $have_peer = 1 ]; then
+    [ -f "$cdnow" ] && "$py" "$peer" "$cdnow" > "$work/cdnow-peer-$r.txt"
+    "$py" "$peer" "$simsmall" > "$work/small-peer-$r.txt"
+  fi
+done
+peer_big_status=ok
+if [ $have_peer = 1 ]; then
+  for r in $(seq 1 "$peer_runs"); do
+    s0=$(date +%s.%N)
+    if ! timeout "$peer_timeout" "$py" "$peer" "$sim" > "$work/peer-$r.txt"; then
+      peer_big_status="stopped after ${peer_timeout} s (not finished)"
+      rm -f "$work/peer-$r.txt"
+      break
+    fi
+    echo "wall_seconds=$(echo "$(date +%s.%N) - $s0" | bc)" >> "$work/peer-$r.txt"
+  done
+fi
+for k in $(seq 1 "$reps"); do
+  "$bin" --customers "$small" --seed $((1000 + k)) --threads 2 | grep -E '^(bgnbd|gamma_gamma)'
+done > "$work/reps.txt"
+up_after=$(uptime)
+
+fit_total() { # total of bgnbd + gamma_gamma fit seconds
+  awk '/^bgnbd|^gamma_gamma/ { for (i=1;i<=NF;i++) if ($i ~ /^seconds=/) { sub("seconds=","",$i); s+=$i } } END { printf "%.3f\n", s }' "$1"
+}
+peer_total() {
+  awk '{ for (i=1;i<=NF;i++) if ($i ~ /^fit_seconds=/) { sub("fit_seconds=","",$i); s+=$i } } END { printf "%.3f\n", s }' "$1"
+}
+
+{
+  echo "# BG/NBD + Gamma-Gamma: cvm against numpy/scipy"
+  echo
+  echo "Generated by \`bench/cycles_bench.sh\` on $(date -u +%Y-%m-%d) ($(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))."
+  echo
+  echo "- load before: \`$up_before\`"
+  echo "- load after: \`$up_after\`"
+  echo "- cvm: median of $runs runs (range), runs interleaved; the peer: $peer_runs run(s) on the $n simulated customers (stopped after $peer_timeout s), $runs on the $small and on CDNOW."
+  echo
+  echo "## $n simulated customers (CDNOW parameters, 12-week cohort, 39-week calibration)"
+  echo
+  echo "$(grep '^simulate' "$work/sim.txt")"
+  echo
+  echo "| | threads | fit BG/NBD + GG (s) | scoring (s) | fit + scoring (s) |"
+  echo "|---|---|---|---|---|"
+  for t in 1 2; do
+    fits=""; scs=""; tots=""
+    for r in $(seq 1 "$runs"); do
+      f="$work/cvm-$t-$r.txt"
+      fits="$fits $(fit_total "$f")"
+      scs="$scs $(field seconds score "$f")"
+      tots="$tots $(field fit_and_score_seconds total "$f")"
+    done
+    echo "| cvm | $t | $(echo $fits | tr ' ' '\n' | median) ($(echo $fits | tr ' ' '\n' | range)) | $(echo $scs | tr ' ' '\n' | median) ($(echo $scs | tr ' ' '\n' | range)) | **$(echo $tots | tr ' ' '\n' | median)** ($(echo $tots | tr ' ' '\n' | range)) |"
+  done
+  if [ $have_peer = 1 ] && [ "$peer_big_status" = ok ]; then
+    ps=""
+    for r in $(seq 1 "$peer_runs"); do ps="$ps $(peer_total "$work/peer-$r.txt")"; done
+    echo "| scipy peer | 1 | $(echo $ps | tr ' ' '\n' | median) ($(echo $ps | tr ' ' '\n' | range)) | not done | - |"
+  elif [ $have_peer = 1 ]; then
+    echo "| scipy peer | 1 | $peer_big_status | not done | - |"
+  else
+    echo "| scipy peer | - | not run (no python3-scipy) | | |"
+  fi
+  echo
+  echo "Checksums of the scores (P(alive), expected purchases, CLV) for 1 and 2 threads:"
+  echo
+  for t in 1 2; do echo "- threads $t: \`$(field checksum score "$work/cvm-$t-1.txt")\`"; done
+  echo
+  echo "Estimates (true BG/NBD r 0.243, alpha 4.414, a 0.793, b 2.426; Gamma-Gamma p 6.25, q 3.74, v 15.44):"
+  echo
+  echo '```'
+  grep -E '^(bgnbd|gamma_gamma)' "$work/cvm-2-1.txt" | sed 's/^/cvm   /'
+  [ -f "$work/peer-1.txt" ] && sed 's/^/scipy /' "$work/peer-1.txt"
+  echo '```'
+  echo
+  echo "## $small simulated customers (seed 2), the same summary for both"
+  echo
+  cs=""; pcs=""
+  for r in $(seq 1 "$runs"); do
+    cs="$cs $(fit_total "$work/small-cvm-$r.txt")"
+    [ $have_peer = 1 ] && pcs="$pcs $(peer_total "$work/small-peer-$r.txt")"
+  done
+  echo "| | fit BG/NBD + GG (s) |"
+  echo "|---|---|"
+  echo "| cvm, 2 threads | $(echo $cs | tr ' ' '\n' | median) ($(echo $cs | tr ' ' '\n' | range)) |"
+  [ $have_peer = 1 ] && echo "| scipy peer | $(echo $pcs | tr ' ' '\n' | median) ($(echo $pcs | tr ' ' '\n' | range)) |"
+  echo
+  echo '```'
+  grep -E '^(bgnbd|gamma_gamma)' "$work/small-cvm-1.txt" | sed 's/^/cvm   /'
+  [ $have_peer = 1 ] && sed 's/^/scipy /' "$work/small-peer-1.txt"
+  echo '```'
+  if [ "$reps" -gt 0 ]; then
+    echo
+    echo "## Are the standard errors honest? $reps fits of $small simulated customers"
+    echo
+    echo "z = (estimate - true value) / standard error from the Hessian, per parameter over the $reps data sets (seeds 1001..$((1000 + reps))):"
+    echo
+    echo "| parameter | true | mean estimate | sd of estimates | mean se | mean z | sd z | max abs z |"
+    echo "|---|---|---|---|---|---|---|---|"
+    awk '
+      function stat(name, truth, est, se) { n[name]++; s[name]+=est; ss[name]+=est*est; sse[name]+=se;
+        z=(est-truth)/se; sz[name]+=z; szz[name]+=z*z; if (z<0) z=-z; if (z>mz[name]) mz[name]=z; tr[name]=truth }
+      /^bgnbd/ { for (i=1;i<=NF;i++) { split($i,kv,"="); v[kv[1]]=kv[2] } split(v["se"],e,",");
+        stat("r",0.243,v["r"],e[1]); stat("alpha",4.414,v["alpha"],e[2]); stat("a",0.793,v["a"],e[3]); stat("b",2.426,v["b"],e[4]) }
+      /^gamma_gamma/ { for (i=1;i<=NF;i++) { split($i,kv,"="); v[kv[1]]=kv[2] } split(v["se"],e,",");
+        stat("p",6.25,v["p"],e[1]); stat("q",3.74,v["q"],e[2]); stat("v",15.44,v["v"],e[3]) }
+      END { split("r alpha a b p q v", order, " ");
+        for (k=1;k<=7;k++) { m=order[k]; N=n[m]; mean=s[m]/N; sd=sqrt((ss[m]-N*mean*mean)/(N-1));
+          mzv=sz[m]/N; sdz=sqrt((szz[m]-N*mzv*mzv)/(N-1));
+          printf "| %s | %g | %.4g | %.3g | %.3g | %.2f | %.2f | %.2f |\n", m, tr[m], mean, sd, sse[m]/N, mzv, sdz, mz[m] } }
+    ' "$work/reps.txt"
+  fi
+  if [ -f "$cdnow" ]; then
+    echo
+    echo "## CDNOW sample (2,357 customers, the published summary)"
+    echo
+    cs=""; pcs=""
+    for r in $(seq 1 "$runs"); do
+      cs="$cs $(fit_total "$work/cdnow-cvm-$r.txt")"
+      [ $have_peer = 1 ] && pcs="$pcs $(peer_total "$work/cdnow-peer-$r.txt")"
+    done
+    echo "| | fit BG/NBD + GG (s) |"
+    echo "|---|---|"
+    echo "| cvm, 2 threads | $(echo $cs | tr ' ' '\n' | median) ($(echo $cs | tr ' ' '\n' | range)) |"
+    [ $have_peer = 1 ] && echo "| scipy peer | $(echo $pcs | tr ' ' '\n' | median) ($(echo $pcs | tr ' ' '\n' | range)) |"
+    echo
+    echo '```'
+    grep -E '^(bgnbd|gamma_gamma)' "$work/cdnow-cvm-1.txt" | sed 's/^/cvm   /'
+    [ $have_peer = 1 ] && sed 's/^/scipy /' "$work/cdnow-peer-1.txt"
+    echo '```'
+  fi
+} > "$out"
+echo "wrote $out"
