@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "mle.h"
 #include "parallel.h"
 
 /* Fixed block size: block sums added in block order make the result
@@ -243,266 +244,71 @@ double cvm_gammagamma_loglik(const cvm_gammagamma_params *p, const cvm_gammagamm
 /* ------------------------------------------------------------------ */
 /* Optimiser over log-parameters (the same scheme as bgnbd.c).          */
 
-typedef struct objective {
-    prep *P;
-} objective;
-
+/* Natural parameters from the optimiser's log-parameters; false outside
+ * the search bound. */
 static bool to_params(const gsl_vector *v, cvm_gammagamma_params *p)
 {
-    double t[3];
-    for (int i = 0; i < 3; i++) {
-        double u = gsl_vector_get(v, (size_t)i);
-        if (!(fabs(u) <= LOG_BOUND + 5))
+    for (size_t i = 0; i < 3; i++)
+        if (!(fabs(gsl_vector_get(v, i)) <= LOG_BOUND + 5))
             return false;
-        t[i] = exp(u);
-    }
-    p->p = t[0];
-    p->q = t[1];
-    p->v = t[2];
+    p->p = exp(gsl_vector_get(v, 0));
+    p->q = exp(gsl_vector_get(v, 1));
+    p->v = exp(gsl_vector_get(v, 2));
     return true;
 }
 
-static double obj_f(const gsl_vector *v, void *ctx)
+/* The optimiser (engine/mle.h) over this model's likelihood. */
+static double mle_loglik(void *ctx, const double *th, double *grad)
 {
-    objective *o = ctx;
-    cvm_gammagamma_params p;
-    if (!to_params(v, &p))
-        return GSL_POSINF;
-    double ll = prep_loglik(o->P, &p, NULL);
-    return isfinite(ll) ? -ll / (double)o->P->n : GSL_POSINF;
+    cvm_gammagamma_params p = {th[0], th[1], th[2]};
+    return prep_loglik(ctx, &p, grad);
 }
 
-static void obj_fdf(const gsl_vector *v, void *ctx, double *f, gsl_vector *g)
+static cvm_mle mle_of(const prep *P)
 {
-    objective *o = ctx;
-    cvm_gammagamma_params p;
-    if (!to_params(v, &p)) {
-        *f = GSL_POSINF;
-        gsl_vector_set_zero(g);
-        return;
-    }
-    double gr[3];
-    double ll = prep_loglik(o->P, &p, gr);
-    const double th[3] = {p.p, p.q, p.v}, n = (double)o->P->n;
-    *f = isfinite(ll) ? -ll / n : GSL_POSINF;
-    for (int i = 0; i < 3; i++)
-        gsl_vector_set(g, (size_t)i, -gr[i] * th[i] / n);
-}
-
-static void obj_df(const gsl_vector *v, void *ctx, gsl_vector *g)
-{
-    double f;
-    obj_fdf(v, ctx, &f, g);
+    cvm_mle m = {3, (double)P->n, LOG_BOUND, mle_loglik, (void *)P};
+    return m;
 }
 
 static int run_simplex(prep *P, gsl_vector *x, int max_iter, double size_tol, double *f)
 {
-    objective o = {P};
-    gsl_multimin_function fn = {obj_f, 3, &o};
-    gsl_multimin_fminimizer *s = gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 3);
-    gsl_vector *step = gsl_vector_alloc(3);
-    int it = 0;
-    *f = GSL_POSINF;
-    if (s == NULL || step == NULL) {
-        gsl_multimin_fminimizer_free(s);
-        gsl_vector_free(step);
-        return -1;
-    }
-    gsl_vector_set_all(step, 0.5);
-    if (gsl_multimin_fminimizer_set(s, &fn, x, step) == GSL_SUCCESS) {
-        while (it < max_iter) {
-            it++;
-            if (gsl_multimin_fminimizer_iterate(s) != GSL_SUCCESS)
-                break;
-            if (gsl_multimin_test_size(gsl_multimin_fminimizer_size(s), size_tol) == GSL_SUCCESS)
-                break;
-        }
-        *f = gsl_multimin_fminimizer_minimum(s);
-        gsl_vector_memcpy(x, gsl_multimin_fminimizer_x(s));
-    }
-    gsl_multimin_fminimizer_free(s);
-    gsl_vector_free(step);
-    return it;
+    cvm_mle m = mle_of(P);
+    return cvm_mle_simplex(&m, x, max_iter, size_tol, f);
 }
 
 static bool run_bfgs(prep *P, gsl_vector *x, int max_iter, double grad_tol, int *iters,
                      bool *maxed)
 {
-    objective o = {P};
-    gsl_multimin_function_fdf fn = {obj_f, obj_df, obj_fdf, 3, &o};
-    gsl_multimin_fdfminimizer *s =
-        gsl_multimin_fdfminimizer_alloc(gsl_multimin_fdfminimizer_vector_bfgs2, 3);
-    *maxed = false;
-    if (s == NULL)
-        return false;
-    if (gsl_multimin_fdfminimizer_set(s, &fn, x, 0.05, 0.1) != GSL_SUCCESS ||
-        !isfinite(gsl_multimin_fdfminimizer_minimum(s))) {
-        gsl_multimin_fdfminimizer_free(s);
-        return false;
-    }
-    int it = 0;
-    bool done = gsl_multimin_test_gradient(gsl_multimin_fdfminimizer_gradient(s), grad_tol) ==
-                GSL_SUCCESS;
-    while (!done && it < max_iter) {
-        it++;
-        int rc = gsl_multimin_fdfminimizer_iterate(s);
-        done = gsl_multimin_test_gradient(gsl_multimin_fdfminimizer_gradient(s), grad_tol) ==
-               GSL_SUCCESS;
-        if (rc != GSL_SUCCESS)
-            break;
-    }
-    *maxed = !done && it >= max_iter;
-    if (isfinite(gsl_multimin_fdfminimizer_minimum(s)))
-        gsl_vector_memcpy(x, gsl_multimin_fdfminimizer_x(s));
-    gsl_multimin_fdfminimizer_free(s);
-    *iters += it;
-    return done;
+    cvm_mle m = mle_of(P);
+    return cvm_mle_bfgs(&m, x, max_iter, grad_tol, iters, maxed);
 }
 
-/* Hessian of the objective in log-parameters by central differences of the
- * analytic gradient, Cholesky-factorised in place; false when not positive
- * definite. */
 static bool hess_chol(prep *P, const gsl_vector *x, gsl_matrix *H, gsl_vector *tmp,
                       gsl_vector *gp, gsl_vector *gm)
 {
-    objective o = {P};
-    const double h = 1e-4;
-    double f;
-    for (size_t k = 0; k < 3; k++) {
-        gsl_vector_memcpy(tmp, x);
-        gsl_vector_set(tmp, k, gsl_vector_get(x, k) + h);
-        obj_fdf(tmp, &o, &f, gp);
-        gsl_vector_set(tmp, k, gsl_vector_get(x, k) - h);
-        obj_fdf(tmp, &o, &f, gm);
-        for (size_t j = 0; j < 3; j++)
-            gsl_matrix_set(H, j, k, (gsl_vector_get(gp, j) - gsl_vector_get(gm, j)) / (2 * h));
-    }
-    for (size_t j = 0; j < 3; j++)
-        for (size_t k = j + 1; k < 3; k++) {
-            double v = 0.5 * (gsl_matrix_get(H, j, k) + gsl_matrix_get(H, k, j));
-            if (!isfinite(v))
-                return false;
-            gsl_matrix_set(H, j, k, v);
-            gsl_matrix_set(H, k, j, v);
-        }
-    return gsl_linalg_cholesky_decomp1(H) == GSL_SUCCESS;
+    cvm_mle m = mle_of(P);
+    return cvm_mle_hess_chol(&m, x, H, tmp, gp, gm);
 }
 
-/* Newton steps with the subsample's Hessian on all customers: one gradient
- * per step, Armijo backtracking. */
 static bool run_newton(prep *P, gsl_vector *x, const gsl_matrix *L, int max_steps, double grad_tol,
                        int *iters)
 {
-    objective o = {P};
-    gsl_vector *g = gsl_vector_alloc(3), *gn = gsl_vector_alloc(3), *d = gsl_vector_alloc(3),
-               *xn = gsl_vector_alloc(3);
-    bool ok = false;
-    if (!g || !gn || !d || !xn)
-        goto out;
-    double f, fn;
-    obj_fdf(x, &o, &f, g);
-    for (int step = 0; step < max_steps && isfinite(f); step++) {
-        double gmax = 0;
-        for (size_t i = 0; i < 3; i++)
-            gmax = fmax(gmax, fabs(gsl_vector_get(g, i)));
-        if (gmax < grad_tol) {
-            ok = true;
-            break;
-        }
-        if (gsl_linalg_cholesky_solve(L, g, d) != GSL_SUCCESS)
-            break;
-        double dmax = 0, slope = 0;
-        for (size_t i = 0; i < 3; i++) {
-            dmax = fmax(dmax, fabs(gsl_vector_get(d, i)));
-            slope += gsl_vector_get(d, i) * gsl_vector_get(g, i);
-        }
-        double lam = dmax > 2 ? 2 / dmax : 1;
-        bool moved = false;
-        for (int k = 0; k < 30; k++, lam *= 0.5) {
-            for (size_t i = 0; i < 3; i++)
-                gsl_vector_set(xn, i, gsl_vector_get(x, i) - lam * gsl_vector_get(d, i));
-            obj_fdf(xn, &o, &fn, gn);
-            if (isfinite(fn) && fn <= f - 1e-4 * lam * slope) {
-                moved = true;
-                break;
-            }
-            /* Near the optimum the decrease falls below the rounding of f
-             * (it is of order gradient^2); a smaller gradient at an equal f
-             * is then progress. */
-            double gnmax = 0;
-            for (size_t i = 0; i < 3; i++)
-                gnmax = fmax(gnmax, fabs(gsl_vector_get(gn, i)));
-            if (isfinite(fn) && fn <= f + 1e-13 * fabs(f) && gnmax < 0.5 * gmax) {
-                moved = true;
-                break;
-            }
-        }
-        (*iters)++;
-        if (!moved)
-            break;
-        gsl_vector_memcpy(x, xn);
-        gsl_vector_memcpy(g, gn);
-        f = fn;
-    }
-out:
-    gsl_vector_free(g);
-    gsl_vector_free(gn);
-    gsl_vector_free(d);
-    gsl_vector_free(xn);
-    return ok;
+    cvm_mle m = mle_of(P);
+    return cvm_mle_newton(&m, x, L, max_steps, grad_tol, iters);
 }
 
-/* Standard errors from the Hessian of the total log-likelihood in the
- * natural parameters: forward differences of the analytic gradient from g0,
- * the gradient at the optimum (one gradient per parameter; step 1e-6
- * relative balances truncation, O(h), and the rounding of n-term sums). */
-static void std_errors(prep *P, const cvm_gammagamma_params *p, const double g0[3], double se[3])
-{
-    for (int i = 0; i < 3; i++)
-        se[i] = NAN;
-    const double th[3] = {p->p, p->q, p->v};
-    gsl_matrix *H = gsl_matrix_alloc(3, 3);
-    if (H == NULL)
-        return;
-    for (int k = 0; k < 3; k++) {
-        double h = 1e-6 * th[k], gp[3], t[3];
-        memcpy(t, th, sizeof t);
-        t[k] = th[k] + h;
-        cvm_gammagamma_params pp = {t[0], t[1], t[2]};
-        prep_loglik(P, &pp, gp);
-        for (int j = 0; j < 3; j++)
-            gsl_matrix_set(H, (size_t)j, (size_t)k, -(gp[j] - g0[j]) / h);
-    }
-    bool ok = true;
-    for (size_t j = 0; j < 3; j++)
-        for (size_t k = j + 1; k < 3; k++) {
-            double v = 0.5 * (gsl_matrix_get(H, j, k) + gsl_matrix_get(H, k, j));
-            gsl_matrix_set(H, j, k, v);
-            gsl_matrix_set(H, k, j, v);
-        }
-    for (size_t j = 0; j < 3 && ok; j++)
-        for (size_t k = 0; k < 3; k++)
-            ok &= isfinite(gsl_matrix_get(H, j, k));
-    if (ok && gsl_linalg_cholesky_decomp1(H) == GSL_SUCCESS &&
-        gsl_linalg_cholesky_invert(H) == GSL_SUCCESS)
-        for (size_t j = 0; j < 3; j++) {
-            double v = gsl_matrix_get(H, j, j);
-            se[j] = v > 0 ? sqrt(v) : NAN;
-        }
-    gsl_matrix_free(H);
-}
-
-/* Largest |component| of the mean-log-likelihood gradient g (natural
- * parameters) in log-parameters. */
 static double grad_norm(const prep *P, const cvm_gammagamma_params *p, const double g[3])
 {
+    cvm_mle m = mle_of(P);
     const double th[3] = {p->p, p->q, p->v};
-    double m = 0;
-    for (int i = 0; i < 3; i++) {
-        double v = fabs(g[i] * th[i] / (double)P->n);
-        m = isnan(v) ? INFINITY : (v > m ? v : m);
-    }
-    return m;
+    return cvm_mle_grad_norm(&m, th, g);
+}
+
+static void std_errors(prep *P, const cvm_gammagamma_params *p, const double g0[3], double se[3])
+{
+    cvm_mle m = mle_of(P);
+    const double th[3] = {p->p, p->q, p->v};
+    cvm_mle_std_errors(&m, th, g0, se);
 }
 
 int cvm_gammagamma_fit(const cvm_gammagamma_opts *o, const cvm_gammagamma_data *d,
