@@ -760,6 +760,32 @@ static int master_columns(run *R, cvm_err *err)
     return CVM_OK;
 }
 
+/* The customer table of a run: one row per customer, the id first, then the
+ * master-data and interaction columns; the models add the rest. */
+static int customer_table(run *R, cvm_err *err)
+{
+    R->ct = cvm_custtab_new(R->txn.n_customers);
+    char **ids = R->ct ? cvm_custtab_add_str(R->ct, "customer_id", "Customer id as in the input.", err) : NULL;
+    if (ids == NULL)
+        return R->ct ? err->status : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    for (size_t i = 0; i < R->txn.n_customers; i++)
+        if ((ids[i] = cvm_strdup(cvm_dict_str(R->txn.customers, (int32_t)i))) == NULL)
+            return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    return master_columns(R, err);
+}
+
+/* value.as_of when set, else `fallback` (the day after the last purchase). */
+static int resolve_as_of(run *R, const cvm_config *c, int32_t fallback, cvm_err *err)
+{
+    if (!cvm_config_is_set(c, "value.as_of")) {
+        R->as_of = fallback;
+        return CVM_OK;
+    }
+    if (!cvm_date_parse_iso(cvm_config_str(c, "value.as_of"), &R->as_of))
+        return CVM_FAIL(err, CVM_ECONFIG, "value.as_of: not a date");
+    return CVM_OK;
+}
+
 /* rfm.method = frozen: cut-offs from an earlier run's summary.json. */
 static int load_frozen(run *R, cvm_err *err)
 {
@@ -1251,28 +1277,14 @@ static int sweep(run *R, cvm_err *err)
         R->rd.tmp_path = pdir;
         if (rc == CVM_OK)
             rc = build_params(pc, &R->jp, err);
-        if (rc == CVM_OK) {
-            if (cvm_config_is_set(pc, "value.as_of")) {
-                if (!cvm_date_parse_iso(cvm_config_str(pc, "value.as_of"), &R->as_of))
-                    rc = CVM_FAIL(err, CVM_ECONFIG, "value.as_of: not a date");
-            } else {
-                R->as_of = base_as_of;
-            }
-        }
+        if (rc == CVM_OK)
+            rc = resolve_as_of(R, pc, base_as_of, err);
         if (rc == CVM_OK) {
             char d[11];
             cvm_date_format(R->as_of, d);
             json_object_set_new(R->summary, "as_of", json_string(d));
-            R->ct = cvm_custtab_new(R->txn.n_customers);
-            char **ids = R->ct ? cvm_custtab_add_str(R->ct, "customer_id", "Customer id as in the input.", err) : NULL;
-            if (ids == NULL)
-                rc = R->ct ? err->status : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
-            for (size_t i = 0; rc == CVM_OK && i < R->txn.n_customers; i++)
-                if ((ids[i] = cvm_strdup(cvm_dict_str(R->txn.customers, (int32_t)i))) == NULL)
-                    rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+            rc = customer_table(R, err);
         }
-        if (rc == CVM_OK)
-            rc = master_columns(R, err);
         if (rc == CVM_OK)
             rc = models(R, err);
         if (rc == CVM_OK) {
@@ -1480,15 +1492,12 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
         rc = check_rejects(&R, err);
     }
     if (rc == CVM_OK) {
-        if (cvm_config_is_set(c, "value.as_of")) {
-            if (!cvm_date_parse_iso(cvm_config_str(c, "value.as_of"), &R.as_of))
-                rc = CVM_FAIL(err, CVM_ECONFIG, "value.as_of: not a date");
-        } else {
+        rc = resolve_as_of(&R, c, CVM_DATE_NONE, err);
+        if (rc == CVM_OK && R.as_of == CVM_DATE_NONE)
             R.as_of = cvm_purchases_default_as_of(&R.txn);
-            if (R.as_of == CVM_DATE_NONE)
-                rc = CVM_FAIL(err, CVM_EDATA, "%s: no purchase lines (only returns or excluded codes)",
-                              R.path_txn);
-        }
+        if (rc == CVM_OK && R.as_of == CVM_DATE_NONE)
+            rc = CVM_FAIL(err, CVM_EDATA, "%s: no purchase lines (only returns or excluded codes)",
+                          R.path_txn);
     }
     if (rc == CVM_OK && o->n_grid) {
         rc = sweep(&R, err);
@@ -1505,15 +1514,7 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
         char d[11];
         cvm_date_format(R.as_of, d);
         json_object_set_new(R.summary, "as_of", json_string(d));
-        R.ct = cvm_custtab_new(R.txn.n_customers);
-        char **ids = R.ct ? cvm_custtab_add_str(R.ct, "customer_id", "Customer id as in the input.", err) : NULL;
-        if (ids == NULL)
-            rc = R.ct ? err->status : CVM_FAIL(err, CVM_ENOMEM, "out of memory");
-        for (size_t i = 0; rc == CVM_OK && i < R.txn.n_customers; i++)
-            if ((ids[i] = cvm_strdup(cvm_dict_str(R.txn.customers, (int32_t)i))) == NULL)
-                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory");
-        if (rc == CVM_OK)
-            rc = master_columns(&R, err);
+        rc = customer_table(&R, err);
         if (rc == CVM_OK && !o->validate_only)
             rc = models(&R, err);
         if (rc == CVM_OK)
