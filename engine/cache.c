@@ -1,169 +1,198 @@
 #include "cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "alloc.h"
 
-#define MAGIC "CVMCACHE"
-#define VERSION 1u
+/*
+ * File layout (format 2), all integers little-endian as in memory:
+ *
+ *   header   192 bytes: magic, version, key, row/customer/order counts,
+ *            has_cost, the offset of each of the 11 sections and the
+ *            length of everything before the trailer
+ *   columns  customer, order, day, product, quantity, revenue, cost, flags,
+ *            line, cust_start: raw arrays, each starting on a 64-byte
+ *            boundary, so a load maps the file and points the table's
+ *            columns into the mapping instead of copying 450 MB
+ *   meta     dictionaries, ingest statistics and rejects, serialised
+ *   trailer  8 bytes: XXH3-64 over the XXH3-64 of each section, where a
+ *            large section is hashed as 4 MiB blocks in parallel and the
+ *            block hashes folded in order (equal for any thread count)
+ */
 
-static inline uint64_t fold(uint64_t a, uint64_t b)
-{
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
+#define MAGIC "CVMCACHE"
+#define VERSION 2u
+#define HEADER_BYTES 192u
+#define ALIGN 64u
+enum { N_COLS = 10, S_META = N_COLS, N_SECTIONS = N_COLS + 1 };
+
+typedef struct header {
+    char magic[8];
+    uint32_t version, header_bytes;
+    uint64_t key;
+    uint64_t n_rows, n_customers, n_orders;
+    uint64_t has_cost;
+    uint64_t off[N_SECTIONS]; /* section starts */
+    uint64_t end;             /* first byte of the trailer */
+} header;
+_Static_assert(sizeof(header) <= HEADER_BYTES, "cache header too large");
 
 uint64_t cvm_cache_key(uint64_t key, const void *bytes, size_t len)
 {
-    const unsigned char *p = bytes;
-    /* Four independent lanes keep the multiplier busy on the large column
-     * arrays (the hash is a third of a cache load otherwise). */
-    uint64_t h0 = key ^ 0x243F6A8885A308D3ULL ^ len, h1 = 0x13198A2E03707344ULL,
-             h2 = 0xA4093822299F31D0ULL, h3 = 0x082EFA98EC4E6C89ULL;
-    size_t i = 0;
-    for (; i + 32 <= len; i += 32) {
-        uint64_t w[4];
-        memcpy(w, p + i, 32);
-        h0 = fold(h0 ^ w[0], 0x9E3779B97F4A7C15ULL);
-        h1 = fold(h1 ^ w[1], 0xC2B2AE3D27D4EB4FULL);
-        h2 = fold(h2 ^ w[2], 0x165667B19E3779F9ULL);
-        h3 = fold(h3 ^ w[3], 0x27D4EB2F165667C5ULL);
-    }
-    uint64_t h = fold(h0 ^ h1, 0x9E3779B97F4A7C15ULL) ^ fold(h2 ^ h3, 0xC2B2AE3D27D4EB4FULL);
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = fold(h ^ w, 0x9E3779B97F4A7C15ULL);
-    }
-    uint64_t w = 0;
-    memcpy(&w, p + i, len - i);
-    return fold(h ^ w, 0xBF58476D1CE4E5B9ULL);
+    return XXH3_64bits_withSeed(bytes, len, key);
 }
 
-/* Every byte written or read goes through these, which keep the running
- * checksum, so save and load hash exactly the same pieces. */
-typedef struct io {
-    FILE *f;
-    uint64_t h;
-    int bad;
-} io;
-
-/* Large arrays are hashed in 4 MiB blocks in parallel, folded in order:
- * the result does not depend on the thread count. */
 #define HASH_BLOCK ((size_t)4 << 20)
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t len)
+
+/* XXH3 of a section: 4 MiB blocks hashed in parallel, then the block hashes. */
+static uint64_t hash_section(const void *p, size_t len)
 {
     if (len < 2 * HASH_BLOCK)
-        return cvm_cache_key(h, p, len);
+        return XXH3_64bits(p, len);
     long nb = (long)((len + HASH_BLOCK - 1) / HASH_BLOCK);
     uint64_t *bh = malloc((size_t)nb * sizeof *bh);
     if (bh == NULL)
-        return cvm_cache_key(h, p, len) ^ 1; /* never matches: a reload re-parses */
+        return XXH3_64bits(p, len) ^ 1; /* never matches: a reload re-parses */
     const unsigned char *b = p;
 #pragma omp parallel for schedule(static) default(none) shared(bh, b, nb, len)
     for (long i = 0; i < nb; i++) {
         size_t off = (size_t)i * HASH_BLOCK;
         size_t n = len - off < HASH_BLOCK ? len - off : HASH_BLOCK;
-        bh[i] = cvm_cache_key(0, b + off, n);
+        bh[i] = XXH3_64bits(b + off, n);
     }
-    h = cvm_cache_key(h, bh, (size_t)nb * sizeof *bh);
+    uint64_t h = XXH3_64bits(bh, (size_t)nb * sizeof *bh);
     free(bh);
     return h;
 }
 
-static void put(io *x, const void *p, size_t len)
+static uint64_t fold_sections(const uint64_t *sh)
 {
-    if (x->bad || len == 0)
-        return;
-    if (fwrite(p, 1, len, x->f) != len)
-        x->bad = 1;
-    x->h = hash_bytes(x->h, p, len);
+    return XXH3_64bits(sh, (N_SECTIONS + 1) * sizeof *sh);
 }
 
-static void get(io *x, void *p, size_t len)
+/* ---------------- the meta section: a growable byte buffer ---------------- */
+
+typedef struct wbuf {
+    unsigned char *p;
+    size_t n, cap;
+    int bad;
+} wbuf;
+
+static void put(wbuf *w, const void *p, size_t len)
 {
-    if (x->bad || len == 0)
+    if (w->bad || len == 0)
         return;
-    if (fread(p, 1, len, x->f) != len) {
-        x->bad = 1;
-        memset(p, 0, len);
-        return;
+    if (w->n + len > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < w->n + len)
+            cap *= 2;
+        unsigned char *np = cvm_realloc(w->p, cap);
+        if (np == NULL) {
+            w->bad = 1;
+            return;
+        }
+        w->p = np;
+        w->cap = cap;
     }
-    x->h = hash_bytes(x->h, p, len);
+    memcpy(w->p + w->n, p, len);
+    w->n += len;
 }
 
-static void put_u64(io *x, uint64_t v) { put(x, &v, sizeof v); }
-static uint64_t get_u64(io *x)
+static void put_u64(wbuf *w, uint64_t v) { put(w, &v, sizeof v); }
+
+static void put_str(wbuf *w, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    put_u64(w, n);
+    put(w, s, n);
+}
+
+static void put_dict(wbuf *w, const cvm_dict *d)
+{
+    size_t n = d ? cvm_dict_size(d) : 0;
+    put_u64(w, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = cvm_dict_len(d, (int32_t)i);
+        put_u64(w, len);
+        put(w, cvm_dict_str(d, (int32_t)i), len);
+    }
+}
+
+/* Reading never goes past the end: a short section sets bad = 1. */
+typedef struct rbuf {
+    const unsigned char *p;
+    size_t n, at;
+    int bad; /* 1 corrupt, 2 out of memory */
+} rbuf;
+
+static const void *take(rbuf *r, size_t len)
+{
+    if (r->bad || len > r->n - r->at) {
+        r->bad = r->bad ? r->bad : 1;
+        return NULL;
+    }
+    const void *p = r->p + r->at;
+    r->at += len;
+    return p;
+}
+
+static uint64_t get_u64(rbuf *r)
 {
     uint64_t v = 0;
-    get(x, &v, sizeof v);
+    const void *p = take(r, sizeof v);
+    if (p)
+        memcpy(&v, p, sizeof v);
     return v;
 }
 
-static void put_str(io *x, const char *s)
+/* A string of at most `max` bytes, allocated; NULL (and r->bad) on error. */
+static char *get_str(rbuf *r, size_t max)
 {
-    size_t n = s ? strlen(s) : 0;
-    put_u64(x, n);
-    put(x, s, n);
-}
-
-/* A string of at most `max` bytes, allocated; NULL (and x->bad) on error. */
-static char *get_str(io *x, size_t max)
-{
-    uint64_t n = get_u64(x);
-    if (x->bad || n > max) {
-        x->bad = 1;
+    uint64_t n = get_u64(r);
+    if (r->bad || n > max) {
+        r->bad = r->bad ? r->bad : 1;
         return NULL;
     }
-    char *s = cvm_malloc((size_t)n + 1);
-    if (s == NULL) {
-        x->bad = 2;
+    const char *s = take(r, (size_t)n);
+    if (s == NULL)
         return NULL;
-    }
-    get(x, s, (size_t)n);
-    s[n] = '\0';
-    return s;
+    char *d = cvm_strndup(s, (size_t)n);
+    if (d == NULL)
+        r->bad = 2;
+    return d;
 }
 
-static void put_dict(io *x, const cvm_dict *d)
+static cvm_dict *get_dict(rbuf *r)
 {
-    size_t n = d ? cvm_dict_size(d) : 0;
-    put_u64(x, n);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = cvm_dict_len(d, (int32_t)i);
-        put_u64(x, len);
-        put(x, cvm_dict_str(d, (int32_t)i), len);
-    }
-}
-
-static cvm_dict *get_dict(io *x)
-{
-    uint64_t n = get_u64(x);
-    if (x->bad || n > INT32_MAX) {
-        x->bad = 1;
+    uint64_t n = get_u64(r);
+    if (r->bad || n > INT32_MAX || n > r->n - r->at) {
+        r->bad = r->bad ? r->bad : 1;
         return NULL;
     }
     cvm_dict *d = cvm_dict_new((size_t)n);
     if (d == NULL) {
-        x->bad = 2;
+        r->bad = 2;
         return NULL;
     }
-    char buf[4096];
-    for (uint64_t i = 0; i < n && !x->bad; i++) {
-        uint64_t len = get_u64(x);
-        if (len > sizeof buf) {
-            x->bad = 1;
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        uint64_t len = get_u64(r);
+        const char *s = len > UINT32_MAX ? NULL : take(r, (size_t)len);
+        if (s == NULL) {
+            r->bad = r->bad ? r->bad : 1;
             break;
         }
-        get(x, buf, (size_t)len);
         /* Strings were unique when saved: a repeat means corruption. */
-        if (!x->bad && cvm_dict_intern(d, buf, (size_t)len) != (int32_t)i)
-            x->bad = cvm_dict_size(d) == i ? 2 : 1;
+        if (cvm_dict_intern(d, s, (size_t)len) != (int32_t)i)
+            r->bad = cvm_dict_size(d) == i ? 2 : 1;
     }
     return d;
 }
@@ -172,81 +201,130 @@ static cvm_dict *get_dict(io *x)
     X(bytes) X(rows) X(accepted) X(rejected) X(returns) X(excluded) X(duplicates)                 \
     X(utf8_repaired) X(other_partition) X(chunks)
 
+static void put_meta(wbuf *w, const cvm_txn_table *t, const cvm_rejects *rej,
+                     const cvm_ingest_stats *st)
+{
+    put_dict(w, t->customers);
+    put_dict(w, t->products);
+#define PUT_STAT(f) put_u64(w, (uint64_t)st->f);
+    STATS_U64(PUT_STAT)
+#undef PUT_STAT
+    put_u64(w, (uint64_t)st->boundary_repairs);
+    put_u64(w, st->orders_synthesized);
+    put_u64(w, rej->n);
+    for (size_t i = 0; i < rej->n; i++) {
+        const cvm_reject *r = &rej->items[i];
+        put_u64(w, r->line);
+        put_u64(w, (uint64_t)(int64_t)r->column);
+        put_u64(w, (uint64_t)r->reason);
+        put_str(w, r->field);
+        put_str(w, r->detail);
+        put_str(w, r->raw);
+    }
+}
+
+/* ---------------- save ---------------- */
+
+static int write_all(int fd, const void *p, size_t len)
+{
+    const char *b = p;
+    while (len > 0) {
+        ssize_t k = write(fd, b, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
 int cvm_cache_save(const char *path, uint64_t key, const cvm_txn_table *t, const cvm_rejects *rej,
                    const cvm_ingest_stats *st, cvm_err *err)
 {
+    size_t n = t->n_rows, nc = t->n_customers;
+    const void *col[N_COLS] = {t->customer, t->order,   t->day,   t->product, t->quantity,
+                               t->revenue,  t->cost,    t->flags, t->line,    t->cust_start};
+    const size_t len[N_COLS] = {n * sizeof *t->customer, n * sizeof *t->order,
+                                n * sizeof *t->day,      n * sizeof *t->product,
+                                n * sizeof *t->quantity, n * sizeof *t->revenue,
+                                n * sizeof *t->cost,     n * sizeof *t->flags,
+                                n * sizeof *t->line,     (nc + 1) * sizeof *t->cust_start};
+    wbuf meta = {0};
+    put_meta(&meta, t, rej, st);
+    if (meta.bad) {
+        cvm_free(meta.p);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory writing the parse cache");
+    }
+    header h;
+    unsigned char hb[HEADER_BYTES] = {0};
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, MAGIC, 8);
+    h.version = VERSION;
+    h.header_bytes = HEADER_BYTES;
+    h.key = key;
+    h.n_rows = n;
+    h.n_customers = nc;
+    h.n_orders = t->n_orders;
+    h.has_cost = t->has_cost;
+    uint64_t at = HEADER_BYTES;
+    for (int s = 0; s < N_SECTIONS; s++) {
+        at = (at + ALIGN - 1) / ALIGN * ALIGN;
+        h.off[s] = at;
+        at += s < N_COLS ? len[s] : meta.n;
+    }
+    h.end = at;
+    memcpy(hb, &h, sizeof h);
+    uint64_t sh[N_SECTIONS + 1];
+    sh[0] = XXH3_64bits(hb, HEADER_BYTES);
+    for (int s = 0; s < N_COLS; s++)
+        sh[s + 1] = hash_section(col[s], len[s]);
+    sh[N_SECTIONS] = hash_section(meta.p, meta.n);
+    uint64_t sum = fold_sections(sh);
+
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (f == NULL)
-        return CVM_FAIL(err, CVM_EIO, "%s: cannot create the parse cache: %s", tmp, strerror(errno));
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    io x = {f, 0, 0};
-    put(&x, MAGIC, 8);
-    uint32_t v = VERSION;
-    put(&x, &v, sizeof v);
-    put_u64(&x, key);
-    size_t n = t->n_rows, nc = t->n_customers;
-    put_u64(&x, n);
-    put_u64(&x, nc);
-    put_u64(&x, t->n_orders);
-    uint8_t hc = t->has_cost;
-    put(&x, &hc, 1);
-    put(&x, t->customer, n * sizeof *t->customer);
-    put(&x, t->order, n * sizeof *t->order);
-    put(&x, t->day, n * sizeof *t->day);
-    put(&x, t->product, n * sizeof *t->product);
-    put(&x, t->quantity, n * sizeof *t->quantity);
-    put(&x, t->revenue, n * sizeof *t->revenue);
-    put(&x, t->cost, n * sizeof *t->cost);
-    put(&x, t->flags, n * sizeof *t->flags);
-    put(&x, t->line, n * sizeof *t->line);
-    put(&x, t->cust_start, (nc + 1) * sizeof *t->cust_start);
-    put_dict(&x, t->customers);
-    put_dict(&x, t->products);
-#define PUT_STAT(f) put_u64(&x, (uint64_t)st->f);
-    STATS_U64(PUT_STAT)
-#undef PUT_STAT
-    put_u64(&x, (uint64_t)st->boundary_repairs);
-    put_u64(&x, st->orders_synthesized);
-    put_u64(&x, rej->n);
-    for (size_t i = 0; i < rej->n; i++) {
-        const cvm_reject *r = &rej->items[i];
-        put_u64(&x, r->line);
-        put_u64(&x, (uint64_t)(int64_t)r->column);
-        put_u64(&x, (uint64_t)r->reason);
-        put_str(&x, r->field);
-        put_str(&x, r->detail);
-        put_str(&x, r->raw);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        cvm_free(meta.p);
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot create the parse cache: %s", tmp, strerror(e));
     }
-    uint64_t sum = x.h;
-    if (!x.bad && fwrite(&sum, sizeof sum, 1, f) != 1)
-        x.bad = 1;
+    static const unsigned char zeros[ALIGN];
+    int bad = write_all(fd, hb, HEADER_BYTES);
+    uint64_t pos = HEADER_BYTES;
+    for (int s = 0; s < N_SECTIONS && !bad; s++) {
+        bad = write_all(fd, zeros, (size_t)(h.off[s] - pos));
+        const void *p = s < N_COLS ? col[s] : meta.p;
+        size_t l = s < N_COLS ? len[s] : meta.n;
+        if (!bad && l > 0)
+            bad = write_all(fd, p, l);
+        pos = h.off[s] + l;
+    }
+    if (!bad)
+        bad = write_all(fd, &sum, sizeof sum);
+    int e = errno;
+    cvm_free(meta.p);
     /* No fsync: a cache lost or torn by a crash fails its checksum and is
      * rebuilt, and syncing half a gigabyte would double the first run. */
-    int close_bad = fflush(f) != 0;
-    close_bad |= fclose(f) != 0;
-    if (x.bad || close_bad) {
+    if (close(fd) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (bad) {
         unlink(tmp);
-        return CVM_FAIL(err, CVM_EIO, "%s: cannot write the parse cache: %s", tmp, strerror(errno));
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot write the parse cache: %s", tmp, strerror(e));
     }
     if (rename(tmp, path) != 0) {
+        e = errno;
         unlink(tmp);
-        return CVM_FAIL(err, CVM_EIO, "%s: cannot rename the parse cache: %s", path, strerror(errno));
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot rename the parse cache: %s", path, strerror(e));
     }
     return CVM_OK;
 }
 
-static void *get_array(io *x, size_t n, size_t size)
-{
-    void *p = cvm_malloc(n ? n * size : 1);
-    if (p == NULL) {
-        x->bad = 2;
-        return NULL;
-    }
-    get(x, p, n * size);
-    return p;
-}
+/* ---------------- load ---------------- */
 
 int cvm_cache_load(const char *path, uint64_t key, cvm_txn_table *t, cvm_rejects *rej,
                    cvm_ingest_stats *st, const char *txn_path, cvm_err *err)
@@ -254,88 +332,132 @@ int cvm_cache_load(const char *path, uint64_t key, cvm_txn_table *t, cvm_rejects
     memset(t, 0, sizeof *t);
     memset(rej, 0, sizeof *rej);
     memset(st, 0, sizeof *st);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return CVM_FAIL(err, CVM_ENOTFOUND, "%s: no parse cache", path);
-    setvbuf(f, NULL, _IOFBF, 1 << 20);
-    io x = {f, 0, 0};
-    char magic[8];
-    uint32_t v = 0;
-    get(&x, magic, 8);
-    get(&x, &v, sizeof v);
-    uint64_t k = get_u64(&x);
-    if (x.bad || memcmp(magic, MAGIC, 8) != 0 || v != VERSION) {
-        fclose(f);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < HEADER_BYTES + 8) {
+        close(fd);
+        return CVM_FAIL(err, CVM_EDATA, "%s: the parse cache is corrupt or truncated", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    header h;
+    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h.magic, MAGIC, 8) != 0 ||
+        h.version != VERSION || h.header_bytes != HEADER_BYTES) {
+        close(fd);
         return CVM_FAIL(err, CVM_EDATA, "%s: not a cvm parse cache of format %u", path, VERSION);
     }
-    if (k != key) {
-        fclose(f);
+    if (h.key != key) {
+        close(fd);
         return CVM_FAIL(err, CVM_ENOTFOUND, "%s: the inputs or the ingest settings changed", path);
     }
-    uint64_t n = get_u64(&x), nc = get_u64(&x), no = get_u64(&x);
-    uint8_t hc = 0;
-    get(&x, &hc, 1);
-    if (x.bad || n > ((uint64_t)1 << 40) || nc > INT32_MAX || no > INT32_MAX)
-        x.bad = 1;
-    if (!x.bad) {
+    /* A private writable mapping: the columns live in it (no copy), and a
+     * stage that adjusts a column (product costs) gets its own pages. The
+     * cache file itself is only ever replaced by rename, never rewritten,
+     * so the mapping stays valid while the run uses it. */
+    unsigned char *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot map the parse cache: %s", path, strerror(errno));
+    /* Populated read-only (a writable populate would copy every page),
+     * then made writable: only pages actually written are copied. */
+    if (mprotect(base, size, PROT_READ | PROT_WRITE) != 0) {
+        int e = errno;
+        munmap(base, size);
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot map the parse cache: %s", path, strerror(e));
+    }
+    int bad = 0;
+    uint64_t n = h.n_rows, nc = h.n_customers;
+    if (n > ((uint64_t)1 << 40) || nc > INT32_MAX || h.n_orders > INT32_MAX || h.end + 8 != size)
+        bad = 1;
+    size_t len[N_COLS] = {0};
+    if (!bad) {
+        const size_t w[N_COLS] = {4, 4, 4, 4, 8, 8, 8, 1, 4, sizeof(size_t)};
+        for (int s = 0; s < N_COLS; s++)
+            len[s] = (size_t)(s < N_COLS - 1 ? n : nc + 1) * w[s];
+        uint64_t at = HEADER_BYTES;
+        for (int s = 0; s < N_SECTIONS && !bad; s++) {
+            at = (at + ALIGN - 1) / ALIGN * ALIGN;
+            if (h.off[s] != at)
+                bad = 1;
+            at += s < N_COLS ? len[s] : 0;
+        }
+        if (!bad && (h.off[S_META] > h.end))
+            bad = 1;
+    }
+    if (!bad) {
+        /* The checksum first: nothing below reads unverified bytes. */
+        uint64_t sh[N_SECTIONS + 1];
+        sh[0] = XXH3_64bits(base, HEADER_BYTES);
+        for (int s = 0; s < N_COLS; s++)
+            sh[s + 1] = hash_section(base + h.off[s], len[s]);
+        sh[N_SECTIONS] = hash_section(base + h.off[S_META], (size_t)(h.end - h.off[S_META]));
+        uint64_t sum;
+        memcpy(&sum, base + h.end, sizeof sum);
+        if (fold_sections(sh) != sum)
+            bad = 1;
+    }
+    if (!bad) {
+        t->map_base = base;
+        t->map_len = size;
         t->n_rows = (size_t)n;
         t->n_customers = (size_t)nc;
-        t->n_orders = (size_t)no;
-        t->has_cost = hc != 0;
-        t->customer = get_array(&x, (size_t)n, sizeof *t->customer);
-        t->order = get_array(&x, (size_t)n, sizeof *t->order);
-        t->day = get_array(&x, (size_t)n, sizeof *t->day);
-        t->product = get_array(&x, (size_t)n, sizeof *t->product);
-        t->quantity = get_array(&x, (size_t)n, sizeof *t->quantity);
-        t->revenue = get_array(&x, (size_t)n, sizeof *t->revenue);
-        t->cost = get_array(&x, (size_t)n, sizeof *t->cost);
-        t->flags = get_array(&x, (size_t)n, sizeof *t->flags);
-        t->line = get_array(&x, (size_t)n, sizeof *t->line);
-        t->cust_start = get_array(&x, (size_t)nc + 1, sizeof *t->cust_start);
-        t->customers = get_dict(&x);
-        t->products = get_dict(&x);
-    }
-#define GET_STAT(f) st->f = get_u64(&x);
-    STATS_U64(GET_STAT)
+        t->n_orders = (size_t)h.n_orders;
+        t->has_cost = h.has_cost != 0;
+        t->customer = (int32_t *)(base + h.off[0]);
+        t->order = (int32_t *)(base + h.off[1]);
+        t->day = (int32_t *)(base + h.off[2]);
+        t->product = (int32_t *)(base + h.off[3]);
+        t->quantity = (double *)(base + h.off[4]);
+        t->revenue = (double *)(base + h.off[5]);
+        t->cost = (double *)(base + h.off[6]);
+        t->flags = base + h.off[7];
+        t->line = (uint32_t *)(base + h.off[8]);
+        t->cust_start = (size_t *)(base + h.off[9]);
+        rbuf r = {base + h.off[S_META], (size_t)(h.end - h.off[S_META]), 0, 0};
+        t->customers = get_dict(&r);
+        t->products = get_dict(&r);
+#define GET_STAT(f) st->f = get_u64(&r);
+        STATS_U64(GET_STAT)
 #undef GET_STAT
-    st->boundary_repairs = (int)get_u64(&x);
-    st->orders_synthesized = get_u64(&x) != 0;
-    uint64_t nr = get_u64(&x);
-    if (nr > n + (uint64_t)1e9)
-        x.bad = 1;
-    for (uint64_t i = 0; i < nr && !x.bad; i++) {
-        uint64_t line = get_u64(&x);
-        int column = (int)(int64_t)get_u64(&x);
-        uint64_t reason = get_u64(&x);
-        char *field = get_str(&x, 1 << 20), *detail = get_str(&x, 1 << 20), *raw = get_str(&x, 1 << 20);
-        if (!x.bad && reason >= CVM_REJECT_COUNT)
-            x.bad = 1;
-        if (!x.bad && cvm_rejects_add(rej, txn_path, line, column, field, (cvm_reject_reason)reason,
-                                      detail, raw, strlen(raw), err) != CVM_OK)
-            x.bad = 2;
-        cvm_free(field);
-        cvm_free(detail);
-        cvm_free(raw);
+        st->boundary_repairs = (int)get_u64(&r);
+        st->orders_synthesized = get_u64(&r) != 0;
+        uint64_t nr = get_u64(&r);
+        if (nr > n + (uint64_t)1e9)
+            r.bad = 1;
+        for (uint64_t i = 0; i < nr && !r.bad; i++) {
+            uint64_t line = get_u64(&r);
+            int column = (int)(int64_t)get_u64(&r);
+            uint64_t reason = get_u64(&r);
+            char *field = get_str(&r, 1 << 20), *detail = get_str(&r, 1 << 20),
+                 *raw = get_str(&r, 1 << 20);
+            if (!r.bad && reason >= CVM_REJECT_COUNT)
+                r.bad = 1;
+            if (!r.bad && cvm_rejects_add(rej, txn_path, line, column, field,
+                                          (cvm_reject_reason)reason, detail, raw, strlen(raw),
+                                          err) != CVM_OK)
+                r.bad = 2;
+            cvm_free(field);
+            cvm_free(detail);
+            cvm_free(raw);
+        }
+        bad = r.bad;
+        /* Cheap structural checks on top of the checksum: offsets ascend
+         * and counts agree, so a model can never read out of bounds. */
+        if (!bad && (t->cust_start[0] != 0 || t->cust_start[nc] != n ||
+                     cvm_dict_size(t->customers) != (size_t)nc))
+            bad = 1;
+        for (size_t c = 0; !bad && c < (size_t)nc; c++)
+            if (t->cust_start[c] > t->cust_start[c + 1])
+                bad = 1;
     }
-    uint64_t want = x.h, sum = 0;
-    if (!x.bad && fread(&sum, sizeof sum, 1, f) != 1)
-        x.bad = 1;
-    fclose(f);
-    /* Cheap structural checks on top of the checksum: offsets ascend and
-     * ids are in range, so a model can never read out of bounds. */
-    if (!x.bad && (sum != want || t->cust_start[0] != 0 || t->cust_start[nc] != n))
-        x.bad = 1;
-    for (size_t c = 0; !x.bad && c < (size_t)nc; c++)
-        if (t->cust_start[c] > t->cust_start[c + 1])
-            x.bad = 1;
-    if (!x.bad && (cvm_dict_size(t->customers) != (size_t)nc))
-        x.bad = 1;
-    if (x.bad) {
-        int nomem = x.bad == 2;
+    if (bad) {
+        if (t->map_base == NULL)
+            munmap(base, size);
         cvm_txn_table_clear(t);
         cvm_rejects_clear(rej);
         memset(st, 0, sizeof *st);
-        if (nomem)
+        if (bad == 2)
             return CVM_FAIL(err, CVM_ENOMEM, "%s: out of memory loading the parse cache", path);
         return CVM_FAIL(err, CVM_EDATA, "%s: the parse cache is corrupt or truncated", path);
     }

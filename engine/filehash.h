@@ -1,11 +1,12 @@
 /*
- * filehash.h - a fast checksum of input files for the run manifest.
+ * filehash.h - checksums of input files for the run manifest and the parse
+ * cache key.
  *
- * "cvm64": the file is cut into 4 MiB blocks; each block is hashed with a
- * 64-bit multiply-fold hash over 8-byte little-endian words (seeded with the
- * block's index and length), and the block hashes are folded in file order.
- * Blocks are hashed in parallel, so the checksum costs a fraction of the
- * parse; it detects changed inputs, it is not a cryptographic digest.
+ * The checksum is XXH3-64 (seed 0) of the whole file, from libxxhash: a
+ * fast, well-tested non-cryptographic hash that anyone can recompute with
+ * `xxhsum -H3 FILE`. It detects changed inputs; it is not a digest against
+ * tampering. The file is memory-mapped and hashed in place (no copy), which
+ * is about 0.1 s for a 650 MB file in the page cache.
  */
 #ifndef CVM_FILEHASH_H
 #define CVM_FILEHASH_H
@@ -14,7 +15,7 @@
 
 #include "error.h"
 
-int cvm_file_checksum(const char *path, int threads, uint64_t *hash, uint64_t *size,
-                      cvm_err *err);
+/** @brief XXH3-64 of the file at path and its size in bytes. */
+int cvm_file_checksum(const char *path, uint64_t *hash, uint64_t *size, cvm_err *err);
 
 #endif

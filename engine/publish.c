@@ -352,14 +352,64 @@ static int fmt_fixed(double v, int dec, char *buf)
     return k;
 }
 
-static void put_cell(FILE *f, const cvm_column *c, size_t r)
+/* A block of formatted rows in memory. Cells are appended with plain
+ * stores: going through stdio per cell cost more than the formatting. */
+typedef struct rowbuf {
+    char *p;
+    size_t n, cap;
+    int bad;
+} rowbuf;
+
+/* Room for `need` more bytes; false (and bad) when out of memory. */
+static bool rb_room(rowbuf *b, size_t need)
 {
-    char buf[64];
+    if (b->n + need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->n + need)
+        cap *= 2;
+    char *np = cvm_realloc(b->p, cap);
+    if (np == NULL) {
+        b->bad = 1;
+        return false;
+    }
+    b->p = np;
+    b->cap = cap;
+    return true;
+}
+
+static void rb_str(rowbuf *b, const char *s, size_t len)
+{
+    bool quote = len > 0 && (s[0] == ' ' || s[len - 1] == ' ' || s[0] == '\t');
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    /* Quoted: libcsv's writer (every quote doubled: at most 2 len + 2). */
+    if (!rb_room(b, quote ? 2 * len + 2 : len))
+        return;
+    if (quote) {
+        b->n += csv_write(b->p + b->n, b->cap - b->n, s, len);
+    } else {
+        memcpy(b->p + b->n, s, len);
+        b->n += len;
+    }
+}
+
+static void put_cell(rowbuf *b, const cvm_column *c, size_t r)
+{
+    if (c->type == CVM_COL_STR) {
+        const char *s = ((char *const *)c->data)[r];
+        if (s)
+            rb_str(b, s, strlen(s));
+        return;
+    }
+    if (!rb_room(b, 64))
+        return;
+    char *buf = b->p + b->n;
     switch (c->type) {
     case CVM_COL_INT: {
         int64_t v = ((const int64_t *)c->data)[r];
         if (v != CVM_INT_NONE)
-            fwrite(buf, 1, (size_t)fmt_int(v, buf), f);
+            b->n += (size_t)fmt_int(v, buf);
         break;
     }
     case CVM_COL_DOUBLE: {
@@ -367,36 +417,33 @@ static void put_cell(FILE *f, const cvm_column *c, size_t r)
         if (isnan(v) || isinf(v))
             break;
         if (c->decimals >= 0)
-            fwrite(buf, 1, (size_t)fmt_fixed(v, c->decimals, buf), f);
+            b->n += (size_t)fmt_fixed(v, c->decimals, buf);
         else
-            fprintf(f, "%.17g", v);
+            b->n += (size_t)snprintf(buf, 64, "%.17g", v);
         break;
     }
     case CVM_COL_DATE: {
         int32_t d = ((const int32_t *)c->data)[r];
         if (d != CVM_DATE_NONE) {
             cvm_date_format(d, buf);
-            fwrite(buf, 1, 10, f);
+            b->n += 10;
         }
         break;
     }
-    case CVM_COL_STR: {
-        const char *s = ((char *const *)c->data)[r];
-        if (s)
-            cvm_csv_put(f, s, strlen(s));
+    case CVM_COL_STR:
         break;
-    }
     }
 }
 
-static void put_row(FILE *f, const cvm_custtab *ct, size_t r)
+static void put_row(rowbuf *b, const cvm_custtab *ct, size_t r)
 {
     for (size_t c = 0; c < ct->n_cols; c++) {
-        if (c)
-            fputc(',', f);
-        put_cell(f, ct->cols[c], r);
+        if (c && rb_room(b, 1))
+            b->p[b->n++] = ',';
+        put_cell(b, ct->cols[c], r);
     }
-    fputc('\n', f);
+    if (rb_room(b, 1))
+        b->p[b->n++] = '\n';
 }
 
 int cvm_publish_custtab_csv(const cvm_custtab *ct, const char *path, cvm_err *err)
@@ -414,37 +461,29 @@ int cvm_publish_custtab_csv(const cvm_custtab *ct, const char *path, cvm_err *er
     /* Rows are formatted in parallel blocks into memory and written in
      * order, so the file is the same for any thread count. */
     enum { BLOCK = 2048, BATCH = 16 };
+    rowbuf rb[BATCH] = {{0}};
     int bad = 0;
     for (size_t base = 0; base < ct->n_rows && !bad; base += (size_t)BLOCK * BATCH) {
-        char *text[BATCH] = {0};
-        size_t len[BATCH] = {0};
         long nb = (long)((ct->n_rows - base + BLOCK - 1) / BLOCK);
         if (nb > BATCH)
             nb = BATCH;
-#pragma omp parallel for schedule(dynamic, 1) default(none) shared(ct, text, len, nb, base, bad)
+#pragma omp parallel for schedule(dynamic, 1) default(none) shared(ct, rb, nb, base)
         for (long b = 0; b < nb; b++) {
-            FILE *m = open_memstream(&text[b], &len[b]);
-            if (m == NULL) {
-#pragma omp atomic write
-                bad = 1;
-                continue;
-            }
             size_t lo = base + (size_t)b * BLOCK, hi = lo + BLOCK;
             if (hi > ct->n_rows)
                 hi = ct->n_rows;
-            for (size_t r = lo; r < hi; r++)
-                put_row(m, ct, r);
-            if (fclose(m) != 0) {
-#pragma omp atomic write
-                bad = 1;
-            }
+            rb[b].n = 0;
+            for (size_t r = lo; r < hi && !rb[b].bad; r++)
+                put_row(&rb[b], ct, r);
         }
         for (long b = 0; b < nb; b++) {
-            if (!bad && text[b])
-                fwrite(text[b], 1, len[b], f);
-            free(text[b]); /* open_memstream's buffer: plain free */
+            bad |= rb[b].bad;
+            if (!bad)
+                fwrite(rb[b].p, 1, rb[b].n, f);
         }
     }
+    for (int b = 0; b < BATCH; b++)
+        cvm_free(rb[b].p);
     if (bad) {
         fclose(f);
         return CVM_FAIL(err, CVM_ENOMEM, "%s: out of memory formatting rows", path);

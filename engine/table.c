@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "alloc.h"
 
@@ -9,6 +10,14 @@ void cvm_txn_table_clear(cvm_txn_table *t)
 {
     if (t == NULL)
         return;
+    if (t->map_base) {
+        munmap(t->map_base, t->map_len);
+        t->customer = t->order = t->day = t->product = NULL;
+        t->quantity = t->revenue = t->cost = NULL;
+        t->flags = NULL;
+        t->line = NULL;
+        t->cust_start = NULL;
+    }
     cvm_free(t->customer);
     cvm_free(t->order);
     cvm_free(t->day);

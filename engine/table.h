@@ -49,9 +49,14 @@ typedef struct cvm_txn_table {
     size_t n_orders;     /* distinct orders: order[] is in 0..n_orders-1 */
     cvm_dict *products;  /* sorted */
     bool has_cost;       /* some line had a cost (column or product master) */
+    void *map_base;      /* non-NULL: the ten arrays above (customer .. line,
+                            cust_start) live in this mapping of a parse cache
+                            file (cvm_cache_load) and are not separately
+                            allocated; clear unmaps it */
+    size_t map_len;
 } cvm_txn_table;
 
-/** @brief Free every column and dictionary; t itself is the caller's. */
+/** @brief Free (or unmap) every column and dictionary; t itself is the caller's. */
 void cvm_txn_table_clear(cvm_txn_table *t);
 
 typedef enum {

@@ -393,7 +393,7 @@ static const char *opt_col(run *R, const char *key, char **header, size_t n)
 static int add_input(run *R, const char *role, const char *path, cvm_err *err)
 {
     uint64_t h, size;
-    CVM_TRY(cvm_file_checksum(path, R->threads, &h, &size, err));
+    CVM_TRY(cvm_file_checksum(path, &h, &size, err));
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
     json_t *o = json_object();
@@ -401,7 +401,7 @@ static int add_input(run *R, const char *role, const char *path, cvm_err *err)
     json_object_set_new(o, "path", json_string(path));
     json_object_set_new(o, "bytes", json_integer((json_int_t)size));
     json_object_set_new(o, "checksum", json_string(hex));
-    json_object_set_new(o, "checksum_algorithm", json_string("cvm64"));
+    json_object_set_new(o, "checksum_algorithm", json_string("xxh3-64"));
     json_array_append_new(R->inputs, o);
     /* The customer numbering depends on the master's ids too. */
     if (strcmp(role, "transactions") == 0 || strcmp(role, "customers") == 0) {

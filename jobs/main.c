@@ -258,7 +258,7 @@ int main(int argc, char **argv)
     /* Large blocks (ingest chunks are freed as the table is built) go back to
      * the system when freed instead of staying in the heap: this is what
      * keeps the peak memory of a 10M-line job under 1 GiB. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    if (!getenv("CVM_NO_MALLOPT")) mallopt(M_MMAP_THRESHOLD, 1 << 20);
 #endif
     if (argc < 2) {
         fputs(usage_main, stderr);

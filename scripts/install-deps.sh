@@ -6,7 +6,7 @@ set -euo pipefail
 # server tests/test_postgres.c starts for itself; chromium: tests/test_report.c
 # renders report.html headless.
 pkgs=(build-essential cmake pkg-config libgsl-dev libcsv-dev libcmocka-dev libyaml-dev
-      libjansson-dev clang libclang-rt-14-dev python3 libsqlite3-dev libpq-dev postgresql
+      libjansson-dev libxxhash-dev clang libclang-rt-14-dev python3 libsqlite3-dev libpq-dev postgresql
       chromium)
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(python3-pandas python3-sklearn python3-scipy nodejs npm time)
