@@ -259,7 +259,7 @@ static int build_params(const cvm_config *c, job_params *jp, cvm_err *err)
     for (const cvm_publisher *const *pb = cvm_job_publishers; *pb; pb++)
         if ((*pb)->check)
             CVM_TRY((*pb)->check(c, src, err));
-    cvm_actions_params ap = {jp->rules, jp->n_rules, src};
+    cvm_actions_params ap = {jp->rules, jp->n_rules, src, 0};
     char buf[600];
     why = cvm_actions_params_check(&ap, buf, sizeof buf);
     if (why)
@@ -908,6 +908,7 @@ static int models(run *R, cvm_err *err)
     if (strcmp(cvm_config_str(c, "rfm.method"), "frozen") == 0)
         CVM_TRY(load_frozen(R, err));
     cvm_rfm_result rr;
+    R->jp.rfm.threads = R->threads;
     CVM_TRY(cvm_rfm_run(&R->jp.rfm, R->ct, &rr, err));
     json_t *rj = json_object();
     json_object_set_new(rj, "bins", json_integer(R->jp.rfm.bins));
@@ -937,6 +938,7 @@ static int models(run *R, cvm_err *err)
     gp.sat_high = cvm_config_double(c, "grid.satisfaction_high");
     gp.sat_medium = cvm_config_double(c, "grid.satisfaction_medium");
     cvm_grading_result gr;
+    gp.threads = R->threads;
     CVM_TRY(cvm_grading_run(&gp, R->ct, &gr, err));
     json_t *gj = json_object(), *gc = json_object(), *cc = json_object();
     for (int i = 0; i < 4; i++) {
@@ -978,7 +980,7 @@ static int models(run *R, cvm_err *err)
         stage_done(R, (*st)->name, NULL);
     }
 
-    cvm_actions_params ap = {R->jp.rules, R->jp.n_rules, cfg_source(c)};
+    cvm_actions_params ap = {R->jp.rules, R->jp.n_rules, cfg_source(c), R->threads};
     cvm_actions_result ar;
     CVM_TRY(cvm_actions_run(&ap, R->ct, &ar, err));
     json_t *aj = json_object(), *counts = json_object();

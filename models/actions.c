@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "parallel.h"
 
 #define MAX_CONDS 8
 #define MAX_ALTS 12
@@ -264,23 +265,30 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
     int64_t *pri = txt ? cvm_custtab_add_int(ct, "action_priority", "rank", "Priority of the rule (1 = most urgent).", err) : NULL;
     char **rsn = pri ? cvm_custtab_add_str(ct, "action_reason", "The facts behind the matched conditions, in words.", err) : NULL;
     int rc = rsn ? CVM_OK : (err ? err->status : CVM_ENOMEM);
-    for (size_t row = 0; row < n && rc == CVM_OK; row++) {
+    /* Rows in parallel (each writes only its own cells); the rule each
+     * row matched is kept and counted afterwards. */
+    size_t *hit_of = rc == CVM_OK ? cvm_malloc((n ? n : 1) * sizeof *hit_of) : NULL;
+    if (rc == CVM_OK && hit_of == NULL)
+        rc = CVM_FAIL(err, CVM_ENOMEM, "actions: out of memory");
+    int nomem = 0;
+    long nl = rc == CVM_OK ? (long)n : 0;
+#pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(dynamic, 256) default(none) \
+    shared(p, ct, kn, rules, act, txt, pri, rsn, hit_of, nl, nomem)
+    for (long row = 0; row < nl; row++) {
         size_t hit = p->n_rules;
         for (size_t i = 0; i < p->n_rules; i++)
-            if (match(&rules[i], row)) {
+            if (match(&rules[i], (size_t)row)) {
                 hit = i;
                 break;
             }
-        if (hit == p->n_rules) {
-            res->unmatched++;
+        hit_of[row] = hit;
+        if (hit == p->n_rules)
             continue;
-        }
-        res->rule_hits[hit]++;
         const cvm_action_rule *ar = &p->rules[hit];
         char reason[1024] = "", part[320];
         size_t used = 0;
         if (rules[hit].always) {
-            explain(ct, &kn, "grade", row, part, sizeof part);
+            explain(ct, &kn, "grade", (size_t)row, part, sizeof part);
             used += (size_t)snprintf(reason, sizeof reason, "%s", part);
         }
         for (int k = 0; k < rules[hit].n && used < sizeof reason; k++) {
@@ -290,7 +298,7 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
                 dup |= strcmp(rules[hit].c[j].column, rules[hit].c[k].column) == 0;
             if (dup)
                 continue;
-            explain(ct, &kn, rules[hit].c[k].column, row, part, sizeof part);
+            explain(ct, &kn, rules[hit].c[k].column, (size_t)row, part, sizeof part);
             used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s",
                                      used ? "; " : "", part);
         }
@@ -298,9 +306,20 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
         txt[row] = cvm_strdup(ar->text ? ar->text : "");
         rsn[row] = cvm_strdup(reason);
         pri[row] = ar->priority;
-        if (!act[row] || !txt[row] || !rsn[row])
-            rc = CVM_FAIL(err, CVM_ENOMEM, "actions: out of memory");
+        if (!act[row] || !txt[row] || !rsn[row]) {
+#pragma omp atomic write
+            nomem = 1;
+        }
     }
+    if (nomem)
+        rc = CVM_FAIL(err, CVM_ENOMEM, "actions: out of memory");
+    for (long row = 0; row < nl && rc == CVM_OK; row++) {
+        if (hit_of[row] == p->n_rules)
+            res->unmatched++;
+        else
+            res->rule_hits[hit_of[row]]++;
+    }
+    cvm_free(hit_of);
     cvm_free(rules);
     return rc;
 }

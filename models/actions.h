@@ -35,6 +35,7 @@ typedef struct cvm_actions_params {
     const cvm_action_rule *rules;
     size_t n_rules;
     const char *source;    /* config file name, for messages */
+    int threads;           /* 0: OpenMP's default */
 } cvm_actions_params;
 
 typedef struct cvm_actions_result {

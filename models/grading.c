@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "parallel.h"
 
 void cvm_grading_params_default(cvm_grading_params *p)
 {
@@ -136,11 +137,18 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
     }
     for (size_t i = 0; i < n; i++)
         buyer[i] = cvm_column_number(cfreq, i) > 0;
-    int rc = percentiles(p->basis_profit ? cprof : crev, buyer, n, vp);
-    if (rc == CVM_OK)
-        rc = percentiles(crev, buyer, n, volp);
-    if (rc == CVM_OK && cinf)
-        rc = percentiles(cinf, buyer, n, ip);
+    /* The percentiles are independent sorts: in parallel. */
+    const cvm_column *pc[3] = {p->basis_profit ? cprof : crev, crev, cinf};
+    double *po[3] = {vp, volp, ip};
+    int rc = CVM_OK;
+#pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(dynamic, 1) default(none) \
+    shared(pc, po, buyer, n, rc)
+    for (int j = 0; j < 3; j++) {
+        if (pc[j] && percentiles(pc[j], buyer, n, po[j]) != CVM_OK) {
+#pragma omp atomic write
+            rc = CVM_ENOMEM;
+        }
+    }
     if (rc != CVM_OK) {
         cvm_free(buyer);
         cvm_free(volp);
@@ -153,15 +161,30 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
     static const char *const st_name[3] = {"high", "medium", "low"};
     static const char *const st_strat[3] = {"partner", "improve", "correct"};
     static const char *const tier_name[3] = {"high", "mid", "low"};
-    for (size_t i = 0; i < n && rc == CVM_OK; i++) {
+    /* Rows in parallel; what each row counts for is kept (code[i]) and
+     * summed afterwards in row order. */
+    int8_t *code = cvm_malloc((n ? n : 1) * 2);
+    if (code == NULL) {
+        cvm_free(buyer);
+        cvm_free(volp);
+        return CVM_FAIL(err, CVM_ENOMEM, "grading: out of memory");
+    }
+    long nl = (long)n;
+#pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(static) default(none) \
+    shared(p, nl, crev, cinf, csat, vp, ip, volp, buyer, grade, greason, vol, sv, satl, ss, cls, \
+           code, rc, vt_name, vt_strat, st_name, st_strat, tier_name)
+    for (long i = 0; i < nl; i++) {
+        int8_t *ci = code + 2 * i; /* [0] grade letter - 'A' (+8: one vote), [1] class or -1 / -2 */
+        ci[1] = -1;
         char reason[256];
         char g = 'D';
+        ci[0] = 0;
         double rrev = cvm_column_number(crev, i);
         if (!buyer[i]) {
             snprintf(reason, sizeof reason, "no purchases");
         } else if (p->one_vote_revenue > 0 && rrev >= p->one_vote_revenue) {
             g = 'A';
-            res->one_vote++;
+            ci[0] = 8;
             snprintf(reason, sizeof reason, "one vote: recent revenue %.0f >= %.0f", rrev,
                      p->one_vote_revenue);
         } else {
@@ -182,19 +205,23 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
         char gs[2] = {g, 0};
         grade[i] = cvm_strdup(gs);
         greason[i] = cvm_strdup(reason);
-        res->grade_counts[g >= 'A' && g <= 'D' ? g - 'A' : 4]++;
-        if (!grade[i] || !greason[i])
+        ci[0] = (int8_t)((ci[0] == 8 ? 8 : 0) + (g >= 'A' && g <= 'D' ? g - 'A' : 4));
+        if (!grade[i] || !greason[i]) {
+#pragma omp atomic write
             rc = CVM_ENOMEM;
+        }
         if (!buyer[i])
             continue;
         int vt = tier(volp[i], p->volume_large, p->volume_medium);
         vol[i] = cvm_strdup(vt_name[vt]);
         sv[i] = cvm_strdup(vt_strat[vt]);
-        if (!vol[i] || !sv[i])
+        if (!vol[i] || !sv[i]) {
+#pragma omp atomic write
             rc = CVM_ENOMEM;
+        }
         double sat = csat ? cvm_column_number(csat, i) : NAN;
         if (isnan(sat)) {
-            res->no_satisfaction++;
+            ci[1] = -2;
             continue;
         }
         int st = sat >= p->sat_high ? 0 : sat >= p->sat_medium ? 1 : 2;
@@ -202,10 +229,22 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
         satl[i] = cvm_strdup(st_name[st]);
         ss[i] = cvm_strdup(st_strat[st]);
         cls[i] = cvm_strdup(c);
-        res->class_counts[st * 3 + vt]++;
-        if (!satl[i] || !ss[i] || !cls[i])
+        ci[1] = (int8_t)(st * 3 + vt);
+        if (!satl[i] || !ss[i] || !cls[i]) {
+#pragma omp atomic write
             rc = CVM_ENOMEM;
+        }
     }
+    for (size_t i = 0; i < n && rc == CVM_OK; i++) {
+        int g = code[2 * i], c = code[2 * i + 1];
+        res->one_vote += g >= 8;
+        res->grade_counts[g & 7]++;
+        if (c == -2)
+            res->no_satisfaction++;
+        else if (c >= 0)
+            res->class_counts[c]++;
+    }
+    cvm_free(code);
     cvm_free(buyer);
     cvm_free(volp);
     if (rc != CVM_OK)

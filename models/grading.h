@@ -39,6 +39,7 @@ typedef struct cvm_grading_params {
     char matrix[3][3];        /* value tier x influence tier -> letter */
     double volume_large, volume_medium;
     double sat_high, sat_medium;
+    int threads;               /* 0: OpenMP's default */
 } cvm_grading_params;
 
 typedef struct cvm_grading_result {

@@ -35,6 +35,43 @@ int32_t cvm_purchases_default_as_of(const cvm_txn_table *t)
     return last == CVM_DATE_NONE ? CVM_DATE_NONE : last + 1;
 }
 
+/* A set of order ids (>= 0) for one customer; -1 marks an empty slot. */
+typedef struct order_set {
+    int32_t *slot;
+    size_t mask, cap;
+} order_set;
+
+/* Empties the set, sized for up to `lines` distinct orders. */
+static int set_reset(order_set *s, size_t lines)
+{
+    size_t want = 16;
+    while (want < 2 * lines)
+        want <<= 1;
+    if (want > s->cap) {
+        int32_t *p = realloc(s->slot, want * sizeof *p);
+        if (p == NULL)
+            return -1;
+        s->slot = p;
+        s->cap = want;
+    }
+    s->mask = want - 1;
+    memset(s->slot, 0xff, want * sizeof *s->slot);
+    return 0;
+}
+
+/* 1 when o was new. */
+static inline int set_add(order_set *s, int32_t o)
+{
+    size_t i = ((uint32_t)o * 0x9E3779B1u) & s->mask;
+    while (s->slot[i] >= 0) {
+        if (s->slot[i] == o)
+            return 0;
+        i = (i + 1) & s->mask;
+    }
+    s->slot[i] = o;
+    return 1;
+}
+
 typedef struct cols {
     int32_t *first, *last;
     int64_t *recency, *frequency, *pdays, *lines, *rlines, *tenure;
@@ -102,24 +139,25 @@ int cvm_purchases_run(const cvm_purchases_params *p, const cvm_txn_table *t, cvm
     const int32_t as_of = p->as_of, since = p->as_of - p->window_days;
     const double dm = p->default_margin;
     long n = (long)t->n_customers;
-    size_t n_orders = t->n_orders;
     int status = CVM_OK;
 #pragma omp parallel num_threads(cvm_threads(p->threads)) \
-    default(none) shared(t, c, n, n_orders, status) firstprivate(as_of, since, dm)
+    default(none) shared(t, c, n, status) firstprivate(as_of, since, dm)
     {
         /* Distinct orders per customer: an order's lines need not be
-         * adjacent, so each thread stamps the orders it has seen with the
-         * customer's number (+1): O(1) per line, no clearing between customers. */
-        int32_t *stamp = calloc(n_orders ? n_orders : 1, sizeof *stamp);
-        if (stamp == NULL) {
-#pragma omp atomic write
-            status = CVM_ENOMEM;
-        }
+         * adjacent, so each customer's orders go into a small open-addressing
+         * set sized to its lines (at most half full). It stays in the cache,
+         * where a table over all orders would miss on every new order. */
+        order_set set = {0};
 #pragma omp for schedule(dynamic, 512)
         for (long ci = 0; ci < n; ci++) {
-            if (stamp == NULL)
-                continue;
             size_t a = t->cust_start[ci], b = t->cust_start[ci + 1];
+            if (set_reset(&set, b - a) != 0) {
+#pragma omp atomic write
+                status = CVM_ENOMEM;
+            }
+            if (status != CVM_OK)
+                continue;
+            int32_t prev_order = -1;
             double mon = 0, gross = 0, ret = 0, units = 0, cogs = 0, recent = 0, est = 0;
             int64_t lines = 0, rlines = 0, orders = 0, pdays = 0;
             int32_t first = CVM_DATE_NONE, last = CVM_DATE_NONE, prev_day = CVM_DATE_NONE;
@@ -164,9 +202,9 @@ int cvm_purchases_run(const cvm_purchases_params *p, const cvm_txn_table *t, cvm
                     pdays++;
                 }
                 int32_t o = t->order[r];
-                if (stamp[o] != (int32_t)ci + 1) {
-                    stamp[o] = (int32_t)ci + 1;
-                    orders++;
+                if (o != prev_order) { /* most lines continue their order */
+                    prev_order = o;
+                    orders += set_add(&set, o);
                 }
             }
             c.first[ci] = first;
@@ -195,9 +233,9 @@ int cvm_purchases_run(const cvm_purchases_params *p, const cvm_txn_table *t, cvm
                 c.cv_iv[ci] = mean > 0 ? sqrt(var > 0 ? var : 0) / mean : NAN;
             }
         }
-        free(stamp);
+        free(set.slot);
     }
     if (status != CVM_OK)
-        return CVM_FAIL(err, CVM_ENOMEM, "purchases: out of memory for %zu order stamps", n_orders);
+        return CVM_FAIL(err, CVM_ENOMEM, "purchases: out of memory for the order sets");
     return CVM_OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "parallel.h"
 
 /* Scores for 5 bins in the style of the common RFM segment maps (Putler,
  * Klaviyo): first match wins, so the order matters. */
@@ -124,14 +125,21 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
         "Named segment from rfm.segments (first matching rule), e.g. Champions.", err);
     if (!seg) return err->status;
 
-    key_idx *k = cvm_malloc((n ? n : 1) * sizeof *k);
-    if (k == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
+    /* The three measures are independent: one sort each, in parallel. */
     const cvm_column *src[3] = {cr, cf, cm};
     int64_t *dst[3] = {rs, fs, ms};
-    size_t m = 0;
+    size_t scored[3] = {0, 0, 0};
+    int nomem = 0;
+#pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(dynamic, 1) default(none) \
+    shared(src, dst, scored, nomem, cr, n, p, res)
     for (int meas = 0; meas < 3; meas++) {
-        m = 0;
+        key_idx *k = cvm_malloc((n ? n : 1) * sizeof *k);
+        if (k == NULL) {
+#pragma omp atomic write
+            nomem = 1;
+            continue;
+        }
+        size_t m = 0;
         for (size_t i = 0; i < n; i++) {
             if (cvm_column_number(cr, i) != cvm_column_number(cr, i))
                 continue; /* no purchase: not scored */
@@ -139,8 +147,7 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
             k[m].i = i;
             m++;
         }
-        if (m == 0)
-            break;
+        scored[meas] = m;
         /* Stable order by value then id: rank(method="first"). */
         qsort(k, m, sizeof *k, cmp_key);
         int bins = p->bins;
@@ -168,9 +175,11 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
         }
         if (p->use_breaks)
             memcpy(res->cutoffs[meas], p->breaks[meas], sizeof res->cutoffs[meas]);
+        cvm_free(k);
     }
-    cvm_free(k);
-    res->scored = m;
+    if (nomem)
+        return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
+    res->scored = scored[2];
 
     size_t nseg;
     const cvm_rfm_segment_rule *segs = p->segments ? p->segments : cvm_rfm_default_segments(&nseg);
@@ -180,13 +189,27 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
     for (size_t s = 0; s < nseg; s++)
         res->segment_names[s] = segs[s].name;
     res->segment_names[nseg] = "Other";
-    for (size_t i = 0; i < n; i++) {
+    /* Cells and names per customer, in parallel; counts afterwards. */
+    uint8_t *hit_of = cvm_malloc(n ? n : 1);
+    if (hit_of == NULL)
+        return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
+    long nl = (long)n;
+    const int ten = p->bins == 10;
+#pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(static) default(none) \
+    shared(rs, fs, ms, cell, seg, segs, nseg, res, hit_of, nl, nomem) firstprivate(ten)
+    for (long i = 0; i < nl; i++) {
+        hit_of[i] = UINT8_MAX;
         if (rs[i] == CVM_INT_NONE)
             continue;
-        char buf[8];
-        snprintf(buf, sizeof buf, "%d%d%d", (int)rs[i], (int)fs[i], (int)ms[i]);
-        if (p->bins == 10)
+        char buf[12];
+        if (ten) {
             snprintf(buf, sizeof buf, "%d-%d-%d", (int)rs[i], (int)fs[i], (int)ms[i]);
+        } else { /* single digits */
+            buf[0] = (char)('0' + rs[i]);
+            buf[1] = (char)('0' + fs[i]);
+            buf[2] = (char)('0' + ms[i]);
+            buf[3] = '\0';
+        }
         cell[i] = cvm_strdup(buf);
         size_t hit = nseg;
         for (size_t s = 0; s < nseg; s++) {
@@ -198,9 +221,17 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
             }
         }
         seg[i] = cvm_strdup(res->segment_names[hit]);
-        res->segment_counts[hit]++;
-        if (!cell[i] || !seg[i])
-            return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
+        hit_of[i] = (uint8_t)hit;
+        if (!cell[i] || !seg[i]) {
+#pragma omp atomic write
+            nomem = 1;
+        }
     }
+    for (size_t i = 0; i < n; i++)
+        if (hit_of[i] != UINT8_MAX)
+            res->segment_counts[hit_of[i]]++;
+    cvm_free(hit_of);
+    if (nomem)
+        return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
     return CVM_OK;
 }

@@ -35,6 +35,7 @@ typedef struct cvm_rfm_params {
     double breaks[3][CVM_RFM_MAX_BINS - 1]; /* R, F, M break points when use_breaks */
     const cvm_rfm_segment_rule *segments; /* first match wins; NULL: built-in map */
     size_t n_segments;
+    int threads;              /* 0: OpenMP's default */
 } cvm_rfm_params;
 
 typedef struct cvm_rfm_result {

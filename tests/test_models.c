@@ -305,7 +305,7 @@ static void test_actions(void **state)
         {"cluster_label=x", "NEVER", "", 3, 0}, /* column absent: never matches */
         {"default", "NURTURE", "nurture", 5, 0},
     };
-    cvm_actions_params p = {rules, 4, "test.yaml"};
+    cvm_actions_params p = {rules, 4, "test.yaml", 0};
     cvm_actions_result res;
     assert_int_equal(cvm_actions_run(&p, t, &res, &err), CVM_OK);
     assert_string_equal(sval(t, "action", 4), "FIX");
@@ -323,13 +323,13 @@ static void test_actions(void **state)
     cvm_custtab_free(t);
     /* Malformed rules name the file, the line and the problem. */
     cvm_action_rule bad[] = {{"grade", "X", "", 1, 12}};
-    cvm_actions_params bp = {bad, 1, "job.yaml"};
+    cvm_actions_params bp = {bad, 1, "job.yaml", 0};
     char buf[256];
     const char *msg = cvm_actions_params_check(&bp, buf, sizeof buf);
     assert_non_null(msg);
     assert_non_null(strstr(msg, "job.yaml:12"));
     cvm_action_rule noact[] = {{"grade=A", "", "", 1, 3}};
-    cvm_actions_params np = {noact, 1, "job.yaml"};
+    cvm_actions_params np = {noact, 1, "job.yaml", 0};
     assert_non_null(cvm_actions_params_check(&np, buf, sizeof buf));
 }
 
