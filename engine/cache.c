@@ -326,140 +326,216 @@ int cvm_cache_save(const char *path, uint64_t key, const cvm_txn_table *t, const
 
 /* ---------------- load ---------------- */
 
+struct cvm_cache_file {
+    char *path;
+    unsigned char *base;
+    size_t size;
+    header h;
+    size_t len[N_COLS];
+};
+
+void cvm_cache_close(cvm_cache_file *f)
+{
+    if (f == NULL)
+        return;
+    if (f->base)
+        munmap(f->base, f->size);
+    cvm_free(f->path);
+    cvm_free(f);
+}
+
+static int corrupt(const char *path, cvm_err *err)
+{
+    return CVM_FAIL(err, CVM_EDATA, "%s: the parse cache is corrupt or truncated", path);
+}
+
+/* The header, checked for magic and version. */
+static int read_header(int fd, const char *path, header *h, size_t *size, cvm_err *err)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < HEADER_BYTES + 8)
+        return corrupt(path, err);
+    *size = (size_t)sb.st_size;
+    if (pread(fd, h, sizeof *h, 0) != (ssize_t)sizeof *h || memcmp(h->magic, MAGIC, 8) != 0 ||
+        h->version != VERSION || h->header_bytes != HEADER_BYTES)
+        return CVM_FAIL(err, CVM_EDATA, "%s: not a cvm parse cache of format %u", path, VERSION);
+    return CVM_OK;
+}
+
+static int map_and_verify(int fd, cvm_cache_file *f, cvm_err *err)
+{
+    const header *h = &f->h;
+    uint64_t n = h->n_rows, nc = h->n_customers;
+    if (n > ((uint64_t)1 << 40) || nc > INT32_MAX || h->n_orders > INT32_MAX || h->end + 8 != f->size)
+        return corrupt(f->path, err);
+    const size_t w[N_COLS] = {4, 4, 4, 4, 8, 8, 8, 1, 4, sizeof(size_t)};
+    for (int s = 0; s < N_COLS; s++)
+        f->len[s] = (size_t)(s < N_COLS - 1 ? n : nc + 1) * w[s];
+    uint64_t at = HEADER_BYTES;
+    for (int s = 0; s < N_SECTIONS; s++) {
+        at = (at + ALIGN - 1) / ALIGN * ALIGN;
+        if (h->off[s] != at)
+            return corrupt(f->path, err);
+        at += s < N_COLS ? f->len[s] : 0;
+    }
+    if (h->off[S_META] > h->end)
+        return corrupt(f->path, err);
+    /* A private writable mapping: the columns live in it (no copy), and a
+     * stage that adjusts a column (product costs) gets its own pages. The
+     * cache file itself is only ever replaced by rename, never rewritten,
+     * so the mapping stays valid while the run uses it. Populated
+     * read-only (a writable populate would copy every page), then made
+     * writable: only pages actually written are copied. */
+    unsigned char *base = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (base == MAP_FAILED)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot map the parse cache: %s", f->path, strerror(errno));
+    f->base = base;
+    if (mprotect(base, f->size, PROT_READ | PROT_WRITE) != 0)
+        return CVM_FAIL(err, CVM_EIO, "%s: cannot map the parse cache: %s", f->path, strerror(errno));
+    /* The checksum before anything reads the sections. */
+    uint64_t sh[N_SECTIONS + 1];
+    sh[0] = XXH3_64bits(base, HEADER_BYTES);
+    for (int s = 0; s < N_COLS; s++)
+        sh[s + 1] = hash_section(base + h->off[s], f->len[s]);
+    sh[N_SECTIONS] = hash_section(base + h->off[S_META], (size_t)(h->end - h->off[S_META]));
+    uint64_t sum;
+    memcpy(&sum, base + h->end, sizeof sum);
+    if (fold_sections(sh) != sum)
+        return corrupt(f->path, err);
+    /* The alignment padding is outside the section hashes: it must be the
+     * zeros the save wrote. */
+    uint64_t from = HEADER_BYTES;
+    for (int s = 0; s < N_SECTIONS; s++) {
+        for (uint64_t i = from; i < h->off[s]; i++)
+            if (base[i] != 0)
+                return corrupt(f->path, err);
+        from = h->off[s] + (s < N_COLS ? f->len[s] : 0);
+    }
+    return CVM_OK;
+}
+
+int cvm_cache_open(const char *path, cvm_cache_file **out, uint64_t *stored_key, cvm_err *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return CVM_FAIL(err, CVM_ENOTFOUND, "%s: no parse cache", path);
+    cvm_cache_file *f = cvm_calloc(1, sizeof *f);
+    if (f == NULL || (f->path = cvm_strdup(path)) == NULL) {
+        cvm_free(f);
+        close(fd);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    }
+    int rc = read_header(fd, path, &f->h, &f->size, err);
+    if (rc == CVM_OK)
+        rc = map_and_verify(fd, f, err);
+    close(fd);
+    if (rc != CVM_OK) {
+        cvm_cache_close(f);
+        return rc;
+    }
+    *stored_key = f->h.key;
+    *out = f;
+    return CVM_OK;
+}
+
+int cvm_cache_take(cvm_cache_file *f, cvm_txn_table *t, cvm_rejects *rej, cvm_ingest_stats *st,
+                   const char *txn_path, cvm_err *err)
+{
+    memset(t, 0, sizeof *t);
+    memset(rej, 0, sizeof *rej);
+    memset(st, 0, sizeof *st);
+    const header *h = &f->h;
+    unsigned char *base = f->base;
+    uint64_t n = h->n_rows, nc = h->n_customers;
+    t->map_base = base;
+    t->map_len = f->size;
+    f->base = NULL; /* the table owns the mapping now */
+    t->n_rows = (size_t)n;
+    t->n_customers = (size_t)nc;
+    t->n_orders = (size_t)h->n_orders;
+    t->has_cost = h->has_cost != 0;
+    t->customer = (int32_t *)(base + h->off[0]);
+    t->order = (int32_t *)(base + h->off[1]);
+    t->day = (int32_t *)(base + h->off[2]);
+    t->product = (int32_t *)(base + h->off[3]);
+    t->quantity = (double *)(base + h->off[4]);
+    t->revenue = (double *)(base + h->off[5]);
+    t->cost = (double *)(base + h->off[6]);
+    t->flags = base + h->off[7];
+    t->line = (uint32_t *)(base + h->off[8]);
+    t->cust_start = (size_t *)(base + h->off[9]);
+    rbuf r = {base + h->off[S_META], (size_t)(h->end - h->off[S_META]), 0, 0};
+    t->customers = get_dict(&r);
+    t->products = get_dict(&r);
+#define GET_STAT(f) st->f = get_u64(&r);
+    STATS_U64(GET_STAT)
+#undef GET_STAT
+    st->boundary_repairs = (int)get_u64(&r);
+    st->orders_synthesized = get_u64(&r) != 0;
+    uint64_t nr = get_u64(&r);
+    if (nr > n + (uint64_t)1e9)
+        r.bad = 1;
+    for (uint64_t i = 0; i < nr && !r.bad; i++) {
+        uint64_t line = get_u64(&r);
+        int column = (int)(int64_t)get_u64(&r);
+        uint64_t reason = get_u64(&r);
+        char *field = get_str(&r, 1 << 20), *detail = get_str(&r, 1 << 20),
+             *raw = get_str(&r, 1 << 20);
+        if (!r.bad && reason >= CVM_REJECT_COUNT)
+            r.bad = 1;
+        if (!r.bad && cvm_rejects_add(rej, txn_path, line, column, field, (cvm_reject_reason)reason,
+                                      detail, raw, strlen(raw), err) != CVM_OK)
+            r.bad = 2;
+        cvm_free(field);
+        cvm_free(detail);
+        cvm_free(raw);
+    }
+    int bad = r.bad;
+    /* Cheap structural checks on top of the checksum: offsets ascend and
+     * counts agree, so a model can never read out of bounds. */
+    if (!bad && (t->cust_start[0] != 0 || t->cust_start[nc] != n ||
+                 cvm_dict_size(t->customers) != (size_t)nc))
+        bad = 1;
+    for (size_t c = 0; !bad && c < (size_t)nc; c++)
+        if (t->cust_start[c] > t->cust_start[c + 1])
+            bad = 1;
+    if (bad) {
+        cvm_txn_table_clear(t);
+        cvm_rejects_clear(rej);
+        memset(st, 0, sizeof *st);
+    }
+    int rc = bad == 2 ? CVM_FAIL(err, CVM_ENOMEM, "%s: out of memory loading the parse cache", f->path)
+             : bad    ? corrupt(f->path, err)
+                      : CVM_OK;
+    cvm_cache_close(f);
+    return rc;
+}
+
 int cvm_cache_load(const char *path, uint64_t key, cvm_txn_table *t, cvm_rejects *rej,
                    cvm_ingest_stats *st, const char *txn_path, cvm_err *err)
 {
     memset(t, 0, sizeof *t);
     memset(rej, 0, sizeof *rej);
     memset(st, 0, sizeof *st);
+    /* The key first, from the header alone: a changed input costs no map. */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return CVM_FAIL(err, CVM_ENOTFOUND, "%s: no parse cache", path);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < HEADER_BYTES + 8) {
-        close(fd);
-        return CVM_FAIL(err, CVM_EDATA, "%s: the parse cache is corrupt or truncated", path);
-    }
-    size_t size = (size_t)sb.st_size;
     header h;
-    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || memcmp(h.magic, MAGIC, 8) != 0 ||
-        h.version != VERSION || h.header_bytes != HEADER_BYTES) {
-        close(fd);
-        return CVM_FAIL(err, CVM_EDATA, "%s: not a cvm parse cache of format %u", path, VERSION);
-    }
-    if (h.key != key) {
-        close(fd);
+    size_t size;
+    int rc = read_header(fd, path, &h, &size, err);
+    close(fd);
+    if (rc != CVM_OK)
+        return rc;
+    if (h.key != key)
+        return CVM_FAIL(err, CVM_ENOTFOUND, "%s: the inputs or the ingest settings changed", path);
+    cvm_cache_file *f;
+    uint64_t stored;
+    CVM_TRY(cvm_cache_open(path, &f, &stored, err));
+    if (stored != key) { /* replaced in between */
+        cvm_cache_close(f);
         return CVM_FAIL(err, CVM_ENOTFOUND, "%s: the inputs or the ingest settings changed", path);
     }
-    /* A private writable mapping: the columns live in it (no copy), and a
-     * stage that adjusts a column (product costs) gets its own pages. The
-     * cache file itself is only ever replaced by rename, never rewritten,
-     * so the mapping stays valid while the run uses it. */
-    unsigned char *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    close(fd);
-    if (base == MAP_FAILED)
-        return CVM_FAIL(err, CVM_EIO, "%s: cannot map the parse cache: %s", path, strerror(errno));
-    /* Populated read-only (a writable populate would copy every page),
-     * then made writable: only pages actually written are copied. */
-    if (mprotect(base, size, PROT_READ | PROT_WRITE) != 0) {
-        int e = errno;
-        munmap(base, size);
-        return CVM_FAIL(err, CVM_EIO, "%s: cannot map the parse cache: %s", path, strerror(e));
-    }
-    int bad = 0;
-    uint64_t n = h.n_rows, nc = h.n_customers;
-    if (n > ((uint64_t)1 << 40) || nc > INT32_MAX || h.n_orders > INT32_MAX || h.end + 8 != size)
-        bad = 1;
-    size_t len[N_COLS] = {0};
-    if (!bad) {
-        const size_t w[N_COLS] = {4, 4, 4, 4, 8, 8, 8, 1, 4, sizeof(size_t)};
-        for (int s = 0; s < N_COLS; s++)
-            len[s] = (size_t)(s < N_COLS - 1 ? n : nc + 1) * w[s];
-        uint64_t at = HEADER_BYTES;
-        for (int s = 0; s < N_SECTIONS && !bad; s++) {
-            at = (at + ALIGN - 1) / ALIGN * ALIGN;
-            if (h.off[s] != at)
-                bad = 1;
-            at += s < N_COLS ? len[s] : 0;
-        }
-        if (!bad && (h.off[S_META] > h.end))
-            bad = 1;
-    }
-    if (!bad) {
-        /* The checksum first: nothing below reads unverified bytes. */
-        uint64_t sh[N_SECTIONS + 1];
-        sh[0] = XXH3_64bits(base, HEADER_BYTES);
-        for (int s = 0; s < N_COLS; s++)
-            sh[s + 1] = hash_section(base + h.off[s], len[s]);
-        sh[N_SECTIONS] = hash_section(base + h.off[S_META], (size_t)(h.end - h.off[S_META]));
-        uint64_t sum;
-        memcpy(&sum, base + h.end, sizeof sum);
-        if (fold_sections(sh) != sum)
-            bad = 1;
-    }
-    if (!bad) {
-        t->map_base = base;
-        t->map_len = size;
-        t->n_rows = (size_t)n;
-        t->n_customers = (size_t)nc;
-        t->n_orders = (size_t)h.n_orders;
-        t->has_cost = h.has_cost != 0;
-        t->customer = (int32_t *)(base + h.off[0]);
-        t->order = (int32_t *)(base + h.off[1]);
-        t->day = (int32_t *)(base + h.off[2]);
-        t->product = (int32_t *)(base + h.off[3]);
-        t->quantity = (double *)(base + h.off[4]);
-        t->revenue = (double *)(base + h.off[5]);
-        t->cost = (double *)(base + h.off[6]);
-        t->flags = base + h.off[7];
-        t->line = (uint32_t *)(base + h.off[8]);
-        t->cust_start = (size_t *)(base + h.off[9]);
-        rbuf r = {base + h.off[S_META], (size_t)(h.end - h.off[S_META]), 0, 0};
-        t->customers = get_dict(&r);
-        t->products = get_dict(&r);
-#define GET_STAT(f) st->f = get_u64(&r);
-        STATS_U64(GET_STAT)
-#undef GET_STAT
-        st->boundary_repairs = (int)get_u64(&r);
-        st->orders_synthesized = get_u64(&r) != 0;
-        uint64_t nr = get_u64(&r);
-        if (nr > n + (uint64_t)1e9)
-            r.bad = 1;
-        for (uint64_t i = 0; i < nr && !r.bad; i++) {
-            uint64_t line = get_u64(&r);
-            int column = (int)(int64_t)get_u64(&r);
-            uint64_t reason = get_u64(&r);
-            char *field = get_str(&r, 1 << 20), *detail = get_str(&r, 1 << 20),
-                 *raw = get_str(&r, 1 << 20);
-            if (!r.bad && reason >= CVM_REJECT_COUNT)
-                r.bad = 1;
-            if (!r.bad && cvm_rejects_add(rej, txn_path, line, column, field,
-                                          (cvm_reject_reason)reason, detail, raw, strlen(raw),
-                                          err) != CVM_OK)
-                r.bad = 2;
-            cvm_free(field);
-            cvm_free(detail);
-            cvm_free(raw);
-        }
-        bad = r.bad;
-        /* Cheap structural checks on top of the checksum: offsets ascend
-         * and counts agree, so a model can never read out of bounds. */
-        if (!bad && (t->cust_start[0] != 0 || t->cust_start[nc] != n ||
-                     cvm_dict_size(t->customers) != (size_t)nc))
-            bad = 1;
-        for (size_t c = 0; !bad && c < (size_t)nc; c++)
-            if (t->cust_start[c] > t->cust_start[c + 1])
-                bad = 1;
-    }
-    if (bad) {
-        if (t->map_base == NULL)
-            munmap(base, size);
-        cvm_txn_table_clear(t);
-        cvm_rejects_clear(rej);
-        memset(st, 0, sizeof *st);
-        if (bad == 2)
-            return CVM_FAIL(err, CVM_ENOMEM, "%s: out of memory loading the parse cache", path);
-        return CVM_FAIL(err, CVM_EDATA, "%s: the parse cache is corrupt or truncated", path);
-    }
-    return CVM_OK;
+    return cvm_cache_take(f, t, rej, st, txn_path, err);
 }

@@ -38,4 +38,23 @@ int cvm_cache_save(const char *path, uint64_t key, const cvm_txn_table *t, const
 int cvm_cache_load(const char *path, uint64_t key, cvm_txn_table *t, cvm_rejects *rej,
                    cvm_ingest_stats *st, const char *txn_path, cvm_err *err);
 
+/* The same in two steps, for callers that compute the key while the file
+ * is mapped and verified (the job runner checksums the input meanwhile):
+ *
+ *     cvm_cache_file *f; uint64_t k;
+ *     if (cvm_cache_open(path, &f, &k, &err) == CVM_OK) {
+ *         if (k == key) rc = cvm_cache_take(f, &t, &rej, &st, txn_path, &err);
+ *         else cvm_cache_close(f);
+ *     }
+ */
+typedef struct cvm_cache_file cvm_cache_file;
+/** @brief Map the file and verify its checksum; *stored_key is the key it was
+ *  saved with. CVM_ENOTFOUND when absent, CVM_EDATA when corrupt. */
+int cvm_cache_open(const char *path, cvm_cache_file **out, uint64_t *stored_key, cvm_err *err);
+/** @brief Build the table from an opened file (the table takes the mapping);
+ *  always consumes f. */
+int cvm_cache_take(cvm_cache_file *f, cvm_txn_table *t, cvm_rejects *rej, cvm_ingest_stats *st,
+                   const char *txn_path, cvm_err *err);
+void cvm_cache_close(cvm_cache_file *f);
+
 #endif

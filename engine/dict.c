@@ -26,6 +26,8 @@ typedef struct slot {
 struct cvm_dict {
     /* Open addressing with linear probing at load <= 0.5. */
     slot *slots;
+    size_t slots_bytes; /* allocated: at least (mask + 1) slots */
+    cvm_dict_pool *pool;
     size_t mask;
     size_t n;
     const char **str;
@@ -33,6 +35,8 @@ struct cvm_dict {
     arena_block *arena;
     size_t bytes;
 };
+
+static void table_release(cvm_dict *d, slot *t, size_t bytes);
 
 static inline uint32_t str_len(const char *p)
 {
@@ -77,6 +81,7 @@ cvm_dict *cvm_dict_new(size_t expected)
     while (cap < expected * 2)
         cap <<= 1;
     d->slots = cvm_calloc(cap, sizeof *d->slots);
+    d->slots_bytes = cap * sizeof *d->slots;
     d->cap = cap / 2;
     d->str = cvm_malloc(d->cap * sizeof *d->str);
     d->mask = cap - 1;
@@ -97,7 +102,7 @@ void cvm_dict_free(cvm_dict *d)
         cvm_free(b);
         b = next;
     }
-    cvm_free(d->slots);
+    table_release(d, d->slots, d->slots_bytes);
     cvm_free(d->str);
     cvm_free(d);
 }
@@ -127,15 +132,80 @@ static char *arena_put(cvm_dict *d, const char *s, size_t len)
     return p + 4;
 }
 
+/* Hands a table no longer used to the pool (or frees it): the pool keeps
+ * its largest tables. */
+static void table_release(cvm_dict *d, slot *t, size_t bytes)
+{
+    cvm_dict_pool *p = d->pool;
+    if (t == NULL)
+        return;
+    if (p) {
+        int small = 0;
+        for (int i = 1; i < CVM_DICT_POOL_SLOTS; i++)
+            if (p->bytes[i] < p->bytes[small])
+                small = i;
+        if (p->bytes[small] < bytes) {
+            cvm_free(p->table[small]);
+            p->table[small] = t;
+            p->bytes[small] = bytes;
+            return;
+        }
+    }
+    cvm_free(t);
+}
+
+/* A zeroed table of at least `nslots` slots; *got receives its size in
+ * slots (a pooled table may be larger: all of it is used). */
+static slot *table_take(cvm_dict *d, size_t nslots, size_t *got, size_t *bytes)
+{
+    cvm_dict_pool *p = d->pool;
+    if (p) {
+        int big = 0;
+        for (int i = 1; i < CVM_DICT_POOL_SLOTS; i++)
+            if (p->bytes[i] > p->bytes[big])
+                big = i;
+        if (p->table[big] && p->bytes[big] >= nslots * sizeof(slot)) {
+            slot *t = p->table[big];
+            size_t n = nslots;
+            while (n * 2 * sizeof(slot) <= p->bytes[big])
+                n *= 2;
+            *bytes = p->bytes[big];
+            p->table[big] = NULL;
+            p->bytes[big] = 0;
+            memset(t, 0, n * sizeof(slot));
+            *got = n;
+            return t;
+        }
+    }
+    slot *t = cvm_calloc(nslots, sizeof *t);
+    *got = nslots;
+    *bytes = nslots * sizeof *t;
+    return t;
+}
+
+void cvm_dict_use_pool(cvm_dict *d, cvm_dict_pool *pool)
+{
+    d->pool = pool;
+}
+
+void cvm_dict_pool_clear(cvm_dict_pool *pool)
+{
+    for (int i = 0; i < CVM_DICT_POOL_SLOTS; i++) {
+        cvm_free(pool->table[i]);
+        pool->table[i] = NULL;
+        pool->bytes[i] = 0;
+    }
+}
+
 static int grow(cvm_dict *d)
 {
-    size_t nslots = (d->mask + 1) * 2;
-    slot *ns = cvm_calloc(nslots, sizeof *ns);
+    size_t nslots, nbytes;
+    slot *ns = table_take(d, (d->mask + 1) * 2, &nslots, &nbytes);
     const char **str = cvm_reallocarray((void *)d->str, nslots / 2, sizeof *str);
     if (str)
         d->str = str;
     if (!ns || !str) {
-        cvm_free(ns);
+        table_release(d, ns, nbytes);
         return -1;
     }
     size_t mask = nslots - 1;
@@ -149,8 +219,9 @@ static int grow(cvm_dict *d)
             j = (j + 1) & mask;
         ns[j] = d->slots[i];
     }
-    cvm_free(d->slots);
+    table_release(d, d->slots, d->slots_bytes);
     d->slots = ns;
+    d->slots_bytes = nbytes;
     d->mask = mask;
     d->cap = nslots / 2;
     return 0;
@@ -221,8 +292,9 @@ int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
 
 void cvm_dict_freeze(cvm_dict *d)
 {
-    cvm_free(d->slots);
+    table_release(d, d->slots, d->slots_bytes);
     d->slots = NULL;
+    d->slots_bytes = 0;
     d->mask = 0;
     const char **str = cvm_reallocarray((void *)d->str, d->n ? d->n : 1, sizeof *str);
     if (str) {

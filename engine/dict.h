@@ -63,6 +63,20 @@ int32_t *cvm_dict_sorted_order(const cvm_dict *d);
  *  cvm_dict_size/str/len/sorted_order may be called (ingest freezes the
  *  per-chunk dictionaries once a chunk is parsed, to save memory). */
 void cvm_dict_freeze(cvm_dict *d);
+/** @brief Spare lookup tables shared by dictionaries used one after the
+ *  other on one thread (ingest: the chunks a thread parses). A dictionary
+ *  given a pool takes its growing tables from it and returns them on
+ *  growth, freeze and free, so successive chunks reuse memory that is
+ *  already mapped instead of faulting fresh pages and growing from small
+ *  sizes each time. The owner zeroes the struct, and calls
+ *  cvm_dict_pool_clear after every dictionary using it is frozen or freed. */
+#define CVM_DICT_POOL_SLOTS 4
+typedef struct cvm_dict_pool {
+    void *table[CVM_DICT_POOL_SLOTS];
+    size_t bytes[CVM_DICT_POOL_SLOTS];
+} cvm_dict_pool;
+void cvm_dict_use_pool(cvm_dict *d, cvm_dict_pool *pool);
+void cvm_dict_pool_clear(cvm_dict_pool *pool);
 /** @brief Approximate bytes held, for memory reports. */
 size_t cvm_dict_bytes(const cvm_dict *d);
 

@@ -38,6 +38,10 @@ static int hash_by_reading(int fd, const char *path, uint64_t *hash, uint64_t *s
     return CVM_OK;
 }
 
+/* The file is mapped a window at a time: hashing in place avoids a copy,
+ * and the window bounds what the mapping adds to the resident set. */
+#define WINDOW ((size_t)64 << 20)
+
 int cvm_file_checksum(const char *path, uint64_t *hash, uint64_t *size, cvm_err *err)
 {
     int fd = open(path, O_RDONLY);
@@ -49,20 +53,42 @@ int cvm_file_checksum(const char *path, uint64_t *hash, uint64_t *size, cvm_err 
         close(fd);
         return CVM_FAIL(err, CVM_EIO, "%s: cannot stat: %s", path, strerror(e));
     }
-    int rc;
-    void *p = MAP_FAILED;
-    if (S_ISREG(sb.st_mode) && sb.st_size > 0)
-        /* MAP_POPULATE maps every page in one call: far cheaper than a
-         * fault per 64 KiB while hashing. */
-        p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (p != MAP_FAILED) {
-        *hash = XXH3_64bits(p, (size_t)sb.st_size);
-        *size = (uint64_t)sb.st_size;
-        munmap(p, (size_t)sb.st_size);
-        rc = CVM_OK;
-    } else {
-        rc = hash_by_reading(fd, path, hash, size, err);
+    if (!S_ISREG(sb.st_mode) || sb.st_size == 0) {
+        int rc = hash_by_reading(fd, path, hash, size, err);
+        close(fd);
+        return rc;
     }
+    XXH3_state_t *st = XXH3_createState();
+    if (st == NULL) {
+        close(fd);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    }
+    XXH3_64bits_reset(st);
+    size_t total = (size_t)sb.st_size;
+    int rc = CVM_OK;
+    for (size_t off = 0; off < total && rc == CVM_OK; off += WINDOW) {
+        size_t n = total - off < WINDOW ? total - off : WINDOW;
+        /* MAP_POPULATE maps the window's pages in one call: far cheaper
+         * than a fault per 64 KiB while hashing. */
+        void *p = mmap(NULL, n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)off);
+        if (p == MAP_FAILED) {
+            if (off == 0) { /* not mappable at all: read it */
+                XXH3_freeState(st);
+                rc = hash_by_reading(fd, path, hash, size, err);
+                close(fd);
+                return rc;
+            }
+            rc = CVM_FAIL(err, CVM_EIO, "%s: cannot map for the checksum: %s", path, strerror(errno));
+            break;
+        }
+        XXH3_64bits_update(st, p, n);
+        munmap(p, n);
+    }
+    if (rc == CVM_OK) {
+        *hash = XXH3_64bits_digest(st);
+        *size = (uint64_t)total;
+    }
+    XXH3_freeState(st);
     close(fd);
     return rc;
 }

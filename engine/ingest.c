@@ -49,14 +49,18 @@ typedef struct ingest_shared {
     cvm_datefmt fmt;
     cvm_dict *exclude;        /* read-only during the parallel parse */
     size_t return_prefix_len;
+    cvm_dict_pool *pools;     /* per thread: lookup tables reused chunk to chunk */
+    int n_pools;
 } ingest_shared;
 
-/* The previous row's id string per dictionary: most lookups end here. */
+/* The previous row's id string per dictionary: most lookups end here. The
+ * key is kept from the row itself (not the dictionary's copy, whose arena
+ * is cold in the cache by the time the next row comes). */
 typedef struct last_key {
     uint64_t k0, k1; /* cvm_dict_key16 of the string */
-    const char *s;   /* the dict's copy: stable until the dict is freed */
     size_t len;
-    int32_t id;
+    int32_t id;      /* -1: nothing cached */
+    char tail[48];   /* bytes 16..len-1 when 16 < len <= 64 */
 } last_key;
 
 /* Per-chunk results: columns with chunk-local ids, merged afterwards in
@@ -110,8 +114,17 @@ static void *chunk_begin(void *user, size_t k)
     c->dcust = cvm_dict_new(1024);
     c->dorder = cvm_dict_new(4096);
     c->dprod = cvm_dict_new(1024);
+#ifdef _OPENMP
+    int t = omp_get_thread_num();
+#else
+    int t = 0;
+#endif
+    if (t < c->sh->n_pools && c->dcust && c->dorder) {
+        cvm_dict_use_pool(c->dcust, &c->sh->pools[t]);
+        cvm_dict_use_pool(c->dorder, &c->sh->pools[t]);
+    }
     for (int i = 0; i < 3; i++)
-        c->last[i] = (last_key){0, 0, NULL, 0, -1};
+        c->last[i].id = -1;
     if (!c->dcust || !c->dorder || !c->dprod) {
         chunk_free(c);
         return NULL;
@@ -191,21 +204,32 @@ static int32_t intern_text(chunk *c, cvm_dict *d, last_key *last, const char *s,
     uint64_t k0, k1;
     cvm_dict_key16(s, len, &k0, &k1);
     if (last->id >= 0 && last->len == len && last->k0 == k0 && last->k1 == k1 &&
-        (len <= 16 || memcmp(last->s + 16, s + 16, len - 16) == 0))
+        (len <= 16 || memcmp(last->tail, s + 16, len - 16) == 0))
         return last->id;
     int32_t id = intern_text_slow(c, d, s, len);
-    if (id >= 0) {
+    last->id = -1;
+    if (id >= 0 && len <= 16 + sizeof last->tail) {
         last->id = id;
-        last->s = cvm_dict_str(d, id);
-        last->len = cvm_dict_len(d, id);
-        cvm_dict_key16(last->s, last->len, &last->k0, &last->k1);
+        last->len = len;
+        last->k0 = k0;
+        last->k1 = k1;
+        if (len > 16)
+            memcpy(last->tail, s + 16, len - 16);
     }
     return id;
 }
 
 static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
+    /* ASCII ids (the usual case) are recognised 8 bytes at a time. */
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ULL)
+            break;
+    }
+    for (; i < len; i++) {
         if ((unsigned char)s[i] >= 0x80) {
             if (cvm_utf8_valid(s, len))
                 break;
@@ -903,9 +927,21 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     double t0 = cvm_now();
     cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard, chunk_end, sp->libcsv_only};
     cvm_csv_chunks chunks;
+#ifdef _OPENMP
+    sh.n_pools = sp->threads > 0 ? sp->threads : omp_get_max_threads();
+#else
+    sh.n_pools = 1;
+#endif
+    sh.pools = cvm_calloc((size_t)sh.n_pools, sizeof *sh.pools);
+    if (sh.pools == NULL)
+        sh.n_pools = 0; /* works without: each chunk allocates its own tables */
     rc = cvm_csv_read_chunks(sp->path, sp->delimiter, data_off, data_line, sp->chunk_bytes,
                              sp->threads, &ops, &sh, sp->progress ? progress_fwd : NULL,
                              &chunks, err);
+    /* Every chunk dictionary is frozen or freed by now. */
+    for (int i = 0; i < sh.n_pools; i++)
+        cvm_dict_pool_clear(&sh.pools[i]);
+    cvm_free(sh.pools);
     if (rc != CVM_OK) {
         cvm_dict_free(sh.exclude);
         cvm_csv_free_names(header, n_fields);

@@ -302,23 +302,39 @@ int cvm_publish_close(FILE *f, const char *path, cvm_err *err)
     return CVM_OK;
 }
 
+/* Unsigned integer to decimal text, two digits per step; returns the length. */
+static int fmt_u64(uint64_t u, char *buf)
+{
+    static const char d2[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
+    char tmp[24];
+    int n = 24;
+    while (u >= 100) {
+        unsigned q = (unsigned)(u % 100);
+        u /= 100;
+        n -= 2;
+        memcpy(tmp + n, d2 + 2 * q, 2);
+    }
+    if (u >= 10) {
+        n -= 2;
+        memcpy(tmp + n, d2 + 2 * u, 2);
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
+    memcpy(buf, tmp + n, (size_t)(24 - n));
+    buf[24 - n] = '\0';
+    return 24 - n;
+}
+
 /* Integer to decimal text; returns the length. */
 static int fmt_int(int64_t v, char *buf)
 {
-    char tmp[24];
-    int n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    int k = 0;
-    if (v < 0)
-        buf[k++] = '-';
-    while (n)
-        buf[k++] = tmp[--n];
-    buf[k] = '\0';
-    return k;
+    if (v < 0) {
+        buf[0] = '-';
+        return 1 + fmt_u64((uint64_t)0 - (uint64_t)v, buf + 1);
+    }
+    return fmt_u64((uint64_t)v, buf);
 }
 
 /* Fixed-point text with `dec` decimals, as printf("%.*f") but several times
@@ -331,15 +347,23 @@ static int fmt_fixed(double v, int dec, char *buf)
         return snprintf(buf, 64, "%.*f", dec, v);
     double scaled = nearbyint(v * p10[dec]);
     int64_t r = (int64_t)scaled;
-    if (r == 0)
-        v = 0;
     int k = 0;
     if (r < 0) {
         buf[k++] = '-';
         r = -r;
     }
-    int64_t ip = r / (int64_t)p10[dec], fp = r % (int64_t)p10[dec];
-    k += fmt_int(ip, buf + k);
+    uint64_t u = (uint64_t)r, ip, fp;
+    /* Constant divisors: a multiply each instead of a division. */
+    switch (dec) {
+    case 0: ip = u; fp = 0; break;
+    case 1: ip = u / 10; fp = u % 10; break;
+    case 2: ip = u / 100; fp = u % 100; break;
+    case 3: ip = u / 1000; fp = u % 1000; break;
+    case 4: ip = u / 10000; fp = u % 10000; break;
+    case 5: ip = u / 100000; fp = u % 100000; break;
+    default: ip = u / 1000000; fp = u % 1000000; break;
+    }
+    k += fmt_u64(ip, buf + k);
     if (dec > 0) {
         buf[k++] = '.';
         for (int i = dec - 1; i >= 0; i--) {
