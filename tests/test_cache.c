@@ -136,16 +136,39 @@ static void assert_tables_equal(const cvm_txn_table *a, const cvm_txn_table *b)
         assert_string_equal(cvm_dict_str(a->products, (int32_t)i), cvm_dict_str(b->products, (int32_t)i));
 }
 
+/* The sample table saved under `key` in dir/name. */
+typedef struct saved {
+    cvm_txn_table t;
+    cvm_rejects rej;
+    cvm_ingest_stats st;
+    char *path;
+} saved;
+
+static void save_sample(saved *s, const char *name, uint64_t key)
+{
+    ingest_sample(&s->t, &s->rej, &s->st);
+    s->path = cvm_test_path(dir, name);
+    cvm_err err = {0};
+    assert_int_equal(cvm_cache_save(s->path, key, &s->t, &s->rej, &s->st, &err), CVM_OK);
+}
+
+static void saved_clear(saved *s)
+{
+    cvm_txn_table_clear(&s->t);
+    cvm_rejects_clear(&s->rej);
+    free(s->path);
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
-    cvm_txn_table t, u;
-    cvm_rejects rej, rej2;
-    cvm_ingest_stats st, st2;
-    ingest_sample(&t, &rej, &st);
-    char *cp = cvm_test_path(dir, "job.cvmcache");
+    saved sv;
+    save_sample(&sv, "job.cvmcache", 42);
+    cvm_txn_table t = sv.t, u;
+    cvm_rejects rej = sv.rej, rej2;
+    cvm_ingest_stats st = sv.st, st2;
+    const char *cp = sv.path;
     cvm_err err = {0};
-    assert_int_equal(cvm_cache_save(cp, 42, &t, &rej, &st, &err), CVM_OK);
     assert_int_equal(cvm_cache_load(cp, 42, &u, &rej2, &st2, "t.csv", &err), CVM_OK);
     assert_non_null(u.map_base); /* columns are in the mapping, not copies */
     assert_tables_equal(&t, &u);
@@ -188,21 +211,21 @@ static void test_round_trip(void **state)
     char *none = cvm_test_path(dir, "none.cvmcache");
     assert_int_equal(cvm_cache_load(none, 42, &u, &rej2, &st2, "t.csv", &err), CVM_ENOTFOUND);
     free(none);
-    cvm_txn_table_clear(&t);
-    cvm_rejects_clear(&rej);
-    free(cp);
+    (void)st;
+    saved_clear(&sv);
 }
 
 static void test_corruption_detected(void **state)
 {
     (void)state;
-    cvm_txn_table t, u;
-    cvm_rejects rej, rej2;
-    cvm_ingest_stats st, st2;
-    ingest_sample(&t, &rej, &st);
-    char *cp = cvm_test_path(dir, "c.cvmcache");
+    saved sv;
+    save_sample(&sv, "c.cvmcache", 7);
+    const cvm_txn_table t = sv.t;
+    cvm_txn_table u;
+    cvm_rejects rej2;
+    cvm_ingest_stats st2;
+    const char *cp = sv.path;
     cvm_err err = {0};
-    assert_int_equal(cvm_cache_save(cp, 7, &t, &rej, &st, &err), CVM_OK);
     size_t len;
     char *orig = cvm_test_read_file(cp, &len);
     assert_true(len > 300);
@@ -238,9 +261,7 @@ static void test_corruption_detected(void **state)
     cvm_txn_table_clear(&u);
     cvm_rejects_clear(&rej2);
     free(orig);
-    cvm_txn_table_clear(&t);
-    cvm_rejects_clear(&rej);
-    free(cp);
+    saved_clear(&sv);
 }
 
 int main(void)
