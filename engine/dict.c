@@ -31,6 +31,8 @@ struct cvm_dict {
     size_t mask;
     size_t n;
     const char **str;
+    uint64_t *hash;  /* cvm_dict_hash of each string, by id: growing and
+                        merging never go back to the (cold) strings */
     size_t cap;      /* entries before the table grows */
     arena_block *arena;
     size_t bytes;
@@ -84,8 +86,9 @@ cvm_dict *cvm_dict_new(size_t expected)
     d->slots_bytes = cap * sizeof *d->slots;
     d->cap = cap / 2;
     d->str = cvm_malloc(d->cap * sizeof *d->str);
+    d->hash = cvm_malloc(d->cap * sizeof *d->hash);
     d->mask = cap - 1;
-    if (!d->slots || !d->str) {
+    if (!d->slots || !d->str || !d->hash) {
         cvm_dict_free(d);
         return NULL;
     }
@@ -104,6 +107,7 @@ void cvm_dict_free(cvm_dict *d)
     }
     table_release(d, d->slots, d->slots_bytes);
     cvm_free(d->str);
+    cvm_free(d->hash);
     cvm_free(d);
 }
 
@@ -204,7 +208,10 @@ static int grow(cvm_dict *d)
     const char **str = cvm_reallocarray((void *)d->str, nslots / 2, sizeof *str);
     if (str)
         d->str = str;
-    if (!ns || !str) {
+    uint64_t *hash = str ? cvm_reallocarray(d->hash, nslots / 2, sizeof *hash) : NULL;
+    if (hash)
+        d->hash = hash;
+    if (!ns || !str || !hash) {
         table_release(d, ns, nbytes);
         return -1;
     }
@@ -212,8 +219,7 @@ static int grow(cvm_dict *d)
     for (size_t i = 0; i <= d->mask; i++) {
         if (d->slots[i].s == NULL)
             continue;
-        const char *p = d->slots[i].s;
-        uint64_t h = cvm_dict_hash(p, d->slots[i].len);
+        uint64_t h = d->hash[d->slots[i].id];
         size_t j = h & mask;
         while (ns[j].s)
             j = (j + 1) & mask;
@@ -260,6 +266,7 @@ int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
     if (copy == NULL)
         return -1;
     d->str[d->n] = copy;
+    d->hash[d->n] = h;
     slot *sl = &d->slots[j];
     sl->s = copy;
     sl->k0 = k0;
@@ -297,18 +304,29 @@ void cvm_dict_freeze(cvm_dict *d)
     d->slots_bytes = 0;
     d->mask = 0;
     const char **str = cvm_reallocarray((void *)d->str, d->n ? d->n : 1, sizeof *str);
-    if (str) {
+    uint64_t *hash = cvm_reallocarray(d->hash, d->n ? d->n : 1, sizeof *hash);
+    if (str)
         d->str = str;
+    if (hash)
+        d->hash = hash;
+    if (str && hash)
         d->cap = d->n;
-    }
 }
 
 size_t cvm_dict_size(const cvm_dict *d) { return d->n; }
 const char *cvm_dict_str(const cvm_dict *d, int32_t id) { return d->str[id]; }
 size_t cvm_dict_len(const cvm_dict *d, int32_t id) { return str_len(d->str[id]); }
+uint64_t cvm_dict_hash_at(const cvm_dict *d, int32_t id) { return d->hash[id]; }
+
+void cvm_dict_prefetch(const cvm_dict *d, uint64_t h)
+{
+    if (d->slots)
+        __builtin_prefetch(&d->slots[h & d->mask]);
+}
 size_t cvm_dict_bytes(const cvm_dict *d)
 {
-    return d->bytes + (d->slots ? (d->mask + 1) * sizeof(slot) : 0) + d->cap * sizeof(char *);
+    return d->bytes + (d->slots ? (d->mask + 1) * sizeof(slot) : 0) +
+           d->cap * (sizeof(char *) + sizeof(uint64_t));
 }
 
 static const cvm_dict *sort_dict; /* qsort has no context argument in C11 */

@@ -56,6 +56,11 @@ size_t cvm_dict_size(const cvm_dict *d);
 const char *cvm_dict_str(const cvm_dict *d, int32_t id);
 size_t cvm_dict_len(const cvm_dict *d, int32_t id);
 uint64_t cvm_dict_hash(const char *s, size_t len);
+/** @brief cvm_dict_hash of string id, kept from interning (no string access). */
+uint64_t cvm_dict_hash_at(const cvm_dict *d, int32_t id);
+/** @brief Start loading the lookup slot of hash h (cvm_dict_hash) into the
+ *  cache, ahead of a cvm_dict_intern_h with it. */
+void cvm_dict_prefetch(const cvm_dict *d, uint64_t h);
 /** @brief Permutation that sorts the strings bytewise (strcmp order):
  *  order[rank] = id. Caller frees with cvm_free. NULL on ENOMEM. */
 int32_t *cvm_dict_sorted_order(const cvm_dict *d);

@@ -194,32 +194,54 @@ static int chunk_end(void *ctx, cvm_err *err)
     return CVM_OK;
 }
 
-static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len);
+static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len, uint64_t h);
 
-/* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid.
- * The lines of an order are contiguous in real exports, so the previous
- * row's id is checked first: most order and customer lookups end there. */
-static int32_t intern_text(chunk *c, cvm_dict *d, last_key *last, const char *s, size_t len)
+/* Interning a text field in two steps. The lines of an order are
+ * contiguous in real exports, so the previous row's id is checked first:
+ * most order and customer lookups end there. When it misses, the hash is
+ * computed and the dictionary slot prefetched in the first step, and the
+ * lookup happens in the second, after the row's dates and numbers are
+ * parsed: the slot's cache miss overlaps that work. */
+typedef struct pending {
+    const char *s;
+    size_t len;
+    uint64_t k0, k1, h;
+    bool hit;
+} pending;
+
+static inline void intern_prepare(cvm_dict *d, const last_key *last, const char *s, size_t len,
+                                  pending *p)
 {
-    uint64_t k0, k1;
-    cvm_dict_key16(s, len, &k0, &k1);
-    if (last->id >= 0 && last->len == len && last->k0 == k0 && last->k1 == k1 &&
-        (len <= 16 || memcmp(last->tail, s + 16, len - 16) == 0))
+    p->s = s;
+    p->len = len;
+    cvm_dict_key16(s, len, &p->k0, &p->k1);
+    p->hit = last->id >= 0 && last->len == len && last->k0 == p->k0 && last->k1 == p->k1 &&
+             (len <= 16 || memcmp(last->tail, s + 16, len - 16) == 0);
+    if (!p->hit) {
+        p->h = cvm_dict_hash(s, len);
+        cvm_dict_prefetch(d, p->h);
+    }
+}
+
+/* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid. */
+static int32_t intern_finish(chunk *c, cvm_dict *d, last_key *last, const pending *p)
+{
+    if (p->hit)
         return last->id;
-    int32_t id = intern_text_slow(c, d, s, len);
+    int32_t id = intern_text_slow(c, d, p->s, p->len, p->h);
     last->id = -1;
-    if (id >= 0 && len <= 16 + sizeof last->tail) {
+    if (id >= 0 && p->len <= 16 + sizeof last->tail) {
         last->id = id;
-        last->len = len;
-        last->k0 = k0;
-        last->k1 = k1;
-        if (len > 16)
-            memcpy(last->tail, s + 16, len - 16);
+        last->len = p->len;
+        last->k0 = p->k0;
+        last->k1 = p->k1;
+        if (p->len > 16)
+            memcpy(last->tail, p->s + 16, p->len - 16);
     }
     return id;
 }
 
-static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len)
+static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len, uint64_t h)
 {
     /* ASCII ids (the usual case) are recognised 8 bytes at a time. */
     size_t i = 0;
@@ -245,7 +267,7 @@ static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len
             return cvm_dict_intern(d, c->scratch, n);
         }
     }
-    return cvm_dict_intern(d, s, len);
+    return cvm_dict_intern_h(d, s, len, h);
 }
 
 static int reject(chunk *c, const cvm_csv_record *rec, int col, cvm_reject_reason why,
@@ -303,6 +325,12 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     }
     if (col[R_ORDER] >= 0 && rec->len[col[R_ORDER]] == 0)
         return reject(c, rec, col[R_ORDER], CVM_REJECT_MISSING_ORDER, "empty", err);
+    pending pc, po, pp;
+    intern_prepare(c->dcust, &c->last[0], rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]], &pc);
+    if (col[R_ORDER] >= 0)
+        intern_prepare(c->dorder, &c->last[1], rec->field[col[R_ORDER]], rec->len[col[R_ORDER]], &po);
+    if (col[R_PRODUCT] >= 0)
+        intern_prepare(c->dprod, &c->last[2], rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]], &pp);
     int32_t day;
     int dc = col[R_DATE];
     if (rec->len[dc] == 0)
@@ -341,12 +369,12 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     if (c->n == c->cap)
         CVM_TRY(chunk_grow(c, err));
     size_t i = c->n;
-    int32_t cid = intern_text(c, c->dcust, &c->last[0], rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]]);
+    int32_t cid = intern_finish(c, c->dcust, &c->last[0], &pc);
     int32_t oid = -1, pid = -1;
     if (col[R_ORDER] >= 0)
-        oid = intern_text(c, c->dorder, &c->last[1], rec->field[col[R_ORDER]], rec->len[col[R_ORDER]]);
+        oid = intern_finish(c, c->dorder, &c->last[1], &po);
     if (col[R_PRODUCT] >= 0)
-        pid = intern_text(c, c->dprod, &c->last[2], rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]]);
+        pid = intern_finish(c, c->dprod, &c->last[2], &pp);
     if (cid < 0 || (col[R_ORDER] >= 0 && oid < 0) || (col[R_PRODUCT] >= 0 && pid < 0))
         return CVM_FAIL(err, CVM_ENOMEM, "out of memory interning ids");
     uint8_t flags = 0;
@@ -501,7 +529,7 @@ static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size
         size_t m = cvm_dict_size(d), b0 = base[k];
         size_t *off = boff + (size_t)k * (MERGE_PARTS + 1);
         for (size_t l = 0; l < m; l++) {
-            uint64_t h = cvm_dict_hash(cvm_dict_str(d, (int32_t)l), cvm_dict_len(d, (int32_t)l));
+            uint64_t h = cvm_dict_hash_at(d, (int32_t)l);
             hash[b0 + l] = h;
             off[(shift == 64 ? 0 : h >> shift) + 1]++;
         }
@@ -519,7 +547,9 @@ static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size
         cvm_free(next);
     }
     /* 2. Per partition, in chunk order: the first appearance of each string
-     *    owns it; later ones refer to it. */
+     *    owns it; later ones refer to it. A partition keeps a small open-
+     *    addressing set of (hash, owner slot) and compares strings in place
+     *    in the chunk dictionaries: nothing is copied. */
     if (status == CVM_OK) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 4) default(none) \
     shared(cs, nk, which, base, hash, ref, bucket, boff, status, parts)
@@ -531,40 +561,62 @@ static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size
             size_t expect = 0;
             for (size_t k = 0; k < nk; k++)
                 expect += boff[k * (MERGE_PARTS + 1) + (size_t)p + 1] - boff[k * (MERGE_PARTS + 1) + (size_t)p];
-            /* Sized for every appearance: no rehashing while it fills. */
-            cvm_dict *dp = cvm_dict_new(expect / 2 + 16);
-            uint32_t *owner = NULL;
-            size_t cap = 0;
-            for (size_t k = 0; k < nk && dp; k++) {
+            /* Sized for every appearance at load <= 1/2: no growing. */
+            size_t cap = 16;
+            while (cap < 2 * expect)
+                cap <<= 1;
+            typedef struct entry {
+                uint64_t h;
+                uint32_t owner1; /* owner slot + 1; 0 = empty */
+            } entry;
+            entry *set = malloc(cap * sizeof *set);
+            if (set == NULL) {
+#pragma omp atomic write
+                status = CVM_ENOMEM;
+                continue;
+            }
+            memset(set, 0, cap * sizeof *set);
+            const size_t mask = cap - 1;
+            size_t ok = 0; /* chunk of the owner being compared */
+            for (size_t k = 0; k < nk; k++) {
                 cvm_dict *d = chunk_dict(cs[k], which);
                 const size_t *off = boff + k * (MERGE_PARTS + 1);
                 for (size_t i = off[p]; i < off[p + 1]; i++) {
                     uint32_t slot = bucket[base[k] + i];
-                    int32_t l = (int32_t)(slot - base[k]);
-                    size_t before = cvm_dict_size(dp);
-                    int32_t id = cvm_dict_intern_h(dp, cvm_dict_str(d, l), cvm_dict_len(d, l), hash[slot]);
-                    if (id < 0)
-                        goto oom;
-                    if ((size_t)id == before) {
-                        if (before == cap) {
-                            cap = cap ? cap * 2 : 256;
-                            uint32_t *no = cvm_reallocarray(owner, cap, sizeof *no);
-                            if (no == NULL)
-                                goto oom;
-                            owner = no;
+                    uint64_t h = hash[slot];
+                    const char *sv = NULL;
+                    size_t sl = 0;
+                    size_t j = (size_t)(h * 0x9E3779B97F4A7C15ULL >> 20) & mask;
+                    for (;;) {
+                        entry e = set[j];
+                        if (e.owner1 == 0) {
+                            set[j].h = h;
+                            set[j].owner1 = slot + 1;
+                            ref[slot] = slot;
+                            break;
                         }
-                        owner[id] = slot;
+                        uint32_t o = e.owner1 - 1;
+                        if (e.h == h) {
+                            if (sv == NULL) {
+                                sv = cvm_dict_str(d, (int32_t)(slot - base[k]));
+                                sl = cvm_dict_len(d, (int32_t)(slot - base[k]));
+                            }
+                            while (o >= base[ok + 1])
+                                ok++;
+                            while (o < base[ok])
+                                ok--;
+                            cvm_dict *od = chunk_dict(cs[ok], which);
+                            int32_t ol = (int32_t)(o - base[ok]);
+                            if (cvm_dict_len(od, ol) == sl && memcmp(cvm_dict_str(od, ol), sv, sl) == 0) {
+                                ref[slot] = o;
+                                break;
+                            }
+                        }
+                        j = (j + 1) & mask;
                     }
-                    ref[slot] = owner[id];
                 }
             }
-            if (dp == NULL) {
-            oom:
-#pragma omp atomic write
-                status = CVM_ENOMEM;
-            }
-            cvm_dict_free(dp);
-            cvm_free(owner);
+            free(set);
         }
     }
     /* 3. Global ids in slot order of first appearances; strings into g. */
