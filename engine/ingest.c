@@ -51,7 +51,24 @@ typedef struct ingest_shared {
     size_t return_prefix_len;
     cvm_dict_pool *pools;     /* per thread: lookup tables reused chunk to chunk */
     int n_pools;
+    struct thread_cust *tc;   /* per thread: its customer dictionary */
+    int n_tc;
+    uint32_t next_epoch;      /* numbers chunk parses (atomic) */
 } ingest_shared;
+
+/* Customers are interned per thread, not per chunk: a thread's chunks share
+ * most customers, so after its first chunk almost every lookup finds an
+ * existing entry, and the merge sees each thread's distinct customers once
+ * instead of every chunk's. A chunk still numbers its customers 0.. in
+ * order of first appearance (its `cust_list` maps those to thread ids);
+ * `stamp` tells whether a thread id was seen in the current chunk parse. */
+typedef struct thread_cust {
+    cvm_dict *d;
+    uint32_t *stamp;   /* per thread id: epoch of the chunk parse that last saw it */
+    int32_t *local;    /* per thread id: its number in that chunk */
+    uint8_t *used;     /* per thread id: referenced by a chunk kept (merge) */
+    size_t cap;
+} thread_cust;
 
 /* The previous row's id string per dictionary: most lookups end here. The
  * key is kept from the row itself (not the dictionary's copy, whose arena
@@ -71,8 +88,12 @@ typedef struct chunk {
     double *qty, *rev, *cost;
     uint8_t *flags;
     uint32_t *line;           /* local line; absolute after the merge */
-    cvm_dict *dcust, *dorder, *dprod;
-    last_key last[3];     /* customer, order, product */
+    cvm_dict *dorder, *dprod;
+    thread_cust *tcust;       /* the parsing thread's customers */
+    uint32_t epoch;
+    int32_t *cust_list;       /* chunk customer number -> thread id */
+    size_t n_cust, cap_cust;
+    last_key last[3];     /* customer (chunk number), order, product */
     char last_date[40];   /* the previous row's date text and its day: the */
     size_t last_date_len; /* lines of an order share their timestamp */
     int32_t last_day;
@@ -96,7 +117,7 @@ static void chunk_free(chunk *c)
     cvm_free(c->cost);
     cvm_free(c->flags);
     cvm_free(c->line);
-    cvm_dict_free(c->dcust);
+    cvm_free(c->cust_list);
     cvm_dict_free(c->dorder);
     cvm_dict_free(c->dprod);
     cvm_rejects_clear(&c->rej);
@@ -110,8 +131,8 @@ static void *chunk_begin(void *user, size_t k)
     chunk *c = cvm_calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
-    c->sh = user;
-    c->dcust = cvm_dict_new(1024);
+    ingest_shared *sh = user;
+    c->sh = sh;
     c->dorder = cvm_dict_new(4096);
     c->dprod = cvm_dict_new(1024);
 #ifdef _OPENMP
@@ -119,13 +140,20 @@ static void *chunk_begin(void *user, size_t k)
 #else
     int t = 0;
 #endif
-    if (t < c->sh->n_pools && c->dcust && c->dorder) {
-        cvm_dict_use_pool(c->dcust, &c->sh->pools[t]);
-        cvm_dict_use_pool(c->dorder, &c->sh->pools[t]);
+    if (t < sh->n_pools && c->dorder)
+        cvm_dict_use_pool(c->dorder, &sh->pools[t]);
+    if (t >= sh->n_tc) { /* more threads than planned: cannot happen */
+        chunk_free(c);
+        return NULL;
     }
+    c->tcust = &sh->tc[t];
+    uint32_t e;
+#pragma omp atomic capture
+    e = ++sh->next_epoch;
+    c->epoch = e;
     for (int i = 0; i < 3; i++)
         c->last[i].id = -1;
-    if (!c->dcust || !c->dorder || !c->dprod) {
+    if (!c->dorder || !c->dprod) {
         chunk_free(c);
         return NULL;
     }
@@ -167,7 +195,6 @@ static int chunk_grow(chunk *c, cvm_err *err)
 static int chunk_end(void *ctx, cvm_err *err)
 {
     chunk *c = ctx;
-    cvm_dict_freeze(c->dcust);
     cvm_dict_freeze(c->dorder);
     cvm_dict_freeze(c->dprod);
     if (c->n == 0 || c->n == c->cap)
@@ -303,6 +330,58 @@ static int parse_num(chunk *c, const cvm_csv_record *rec, int col, bool required
     return CVM_OK;
 }
 
+/* The chunk's number of a customer that is not the previous row's: interned
+ * in the thread's dictionary, numbered in the chunk on first sight. */
+static int32_t chunk_customer(chunk *c, const pending *p)
+{
+    thread_cust *tc = c->tcust;
+    last_key none = {.id = -1};
+    int32_t tid = intern_finish(c, tc->d, &none, p);
+    if (tid < 0)
+        return -1;
+    if ((size_t)tid >= tc->cap) {
+        size_t cap = tc->cap ? tc->cap * 2 : 4096;
+        while (cap <= (size_t)tid)
+            cap *= 2;
+        uint32_t *st = cvm_reallocarray(tc->stamp, cap, sizeof *st);
+        if (st == NULL)
+            return -1;
+        tc->stamp = st;
+        int32_t *lo = cvm_reallocarray(tc->local, cap, sizeof *lo);
+        if (lo == NULL)
+            return -1;
+        tc->local = lo;
+        memset(tc->stamp + tc->cap, 0, (cap - tc->cap) * sizeof *st);
+        tc->cap = cap;
+    }
+    if (tc->stamp[tid] != c->epoch) {
+        if (c->n_cust == c->cap_cust) {
+            size_t cap = c->cap_cust ? c->cap_cust * 2 : 1024;
+            int32_t *l = cvm_reallocarray(c->cust_list, cap, sizeof *l);
+            if (l == NULL)
+                return -1;
+            c->cust_list = l;
+            c->cap_cust = cap;
+        }
+        tc->stamp[tid] = c->epoch;
+        tc->local[tid] = (int32_t)c->n_cust;
+        c->cust_list[c->n_cust++] = tid;
+    }
+    int32_t cid = tc->local[tid];
+    /* The previous-row cache holds the chunk number. */
+    last_key *last = &c->last[0];
+    last->id = -1;
+    if (p->len <= 16 + sizeof last->tail) {
+        last->id = cid;
+        last->len = p->len;
+        last->k0 = p->k0;
+        last->k1 = p->k1;
+        if (p->len > 16)
+            memcpy(last->tail, p->s + 16, p->len - 16);
+    }
+    return cid;
+}
+
 static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
 {
     chunk *c = ctx;
@@ -326,7 +405,7 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     if (col[R_ORDER] >= 0 && rec->len[col[R_ORDER]] == 0)
         return reject(c, rec, col[R_ORDER], CVM_REJECT_MISSING_ORDER, "empty", err);
     pending pc, po, pp;
-    intern_prepare(c->dcust, &c->last[0], rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]], &pc);
+    intern_prepare(c->tcust->d, &c->last[0], rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]], &pc);
     if (col[R_ORDER] >= 0)
         intern_prepare(c->dorder, &c->last[1], rec->field[col[R_ORDER]], rec->len[col[R_ORDER]], &po);
     if (col[R_PRODUCT] >= 0)
@@ -369,7 +448,7 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     if (c->n == c->cap)
         CVM_TRY(chunk_grow(c, err));
     size_t i = c->n;
-    int32_t cid = intern_finish(c, c->dcust, &c->last[0], &pc);
+    int32_t cid = pc.hit ? c->last[0].id : chunk_customer(c, &pc);
     int32_t oid = -1, pid = -1;
     if (col[R_ORDER] >= 0)
         oid = intern_finish(c, c->dorder, &c->last[1], &po);
@@ -496,7 +575,62 @@ static int scatter_column(cvm_txn_table *out, chunk **cs, size_t nk, const merge
 
 static cvm_dict *chunk_dict(chunk *c, size_t which)
 {
-    return which == 0 ? c->dcust : which == 1 ? c->dorder : c->dprod;
+    return which == 1 ? c->dorder : c->dprod;
+}
+
+/* Customers: the thread dictionaries' entries that a kept chunk refers to
+ * go into g (which may already hold the customer master's ids; a chunk
+ * parse discarded by the boundary repair can have left others). maps[k][l]
+ * receives the id in g of chunk k's customer l. Ids in g depend on the
+ * thread schedule, but the caller renumbers g in sorted order. */
+static int merge_customers(cvm_dict *g, const ingest_shared *sh, chunk **cs, size_t nk,
+                           int32_t **maps, cvm_err *err)
+{
+    int rc = CVM_OK;
+    int32_t **gid = cvm_calloc((size_t)sh->n_tc, sizeof *gid);
+    if (gid == NULL)
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+    for (int t = 0; t < sh->n_tc && rc == CVM_OK; t++) {
+        size_t n = cvm_dict_size(sh->tc[t].d);
+        sh->tc[t].used = cvm_calloc(n ? n : 1, 1);
+        gid[t] = cvm_malloc((n ? n : 1) * sizeof **gid);
+        if (!sh->tc[t].used || !gid[t])
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+    }
+    for (size_t k = 0; k < nk && rc == CVM_OK; k++)
+        for (size_t l = 0; l < cs[k]->n_cust; l++)
+            cs[k]->tcust->used[cs[k]->cust_list[l]] = 1;
+    for (int t = 0; t < sh->n_tc && rc == CVM_OK; t++) {
+        const thread_cust *tc = &sh->tc[t];
+        size_t n = cvm_dict_size(tc->d);
+        for (size_t i = 0; i < n && rc == CVM_OK; i++) {
+            gid[t][i] = -1;
+            if (!tc->used[i])
+                continue;
+            gid[t][i] = cvm_dict_intern_h(g, cvm_dict_str(tc->d, (int32_t)i),
+                                          cvm_dict_len(tc->d, (int32_t)i),
+                                          cvm_dict_hash_at(tc->d, (int32_t)i));
+            if (gid[t][i] < 0)
+                rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+        }
+    }
+    for (size_t k = 0; k < nk && rc == CVM_OK; k++) {
+        const int32_t *gt = gid[cs[k]->tcust - sh->tc];
+        maps[k] = cvm_malloc((cs[k]->n_cust ? cs[k]->n_cust : 1) * sizeof **maps);
+        if (maps[k] == NULL) {
+            rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
+            break;
+        }
+        for (size_t l = 0; l < cs[k]->n_cust; l++)
+            maps[k][l] = gt[cs[k]->cust_list[l]];
+    }
+    for (int t = 0; t < sh->n_tc; t++) {
+        cvm_free(gid[t]);
+        cvm_free(sh->tc[t].used);
+        sh->tc[t].used = NULL;
+    }
+    cvm_free(gid);
+    return rc;
 }
 
 static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size_t which,
@@ -912,6 +1046,19 @@ static void progress_fwd(void *user, uint64_t done, uint64_t total)
         sh->spec->progress(sh->spec->progress_ctx, done, total);
 }
 
+static void free_thread_customers(ingest_shared *sh)
+{
+    for (int i = 0; sh->tc && i < sh->n_tc; i++) {
+        cvm_dict_free(sh->tc[i].d);
+        cvm_free(sh->tc[i].stamp);
+        cvm_free(sh->tc[i].local);
+        cvm_free(sh->tc[i].used);
+    }
+    cvm_free(sh->tc);
+    sh->tc = NULL;
+    sh->n_tc = 0;
+}
+
 int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_customers,
                             cvm_txn_table *out, cvm_rejects *rej, cvm_ingest_stats *stats,
                             cvm_err *err)
@@ -987,6 +1134,19 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     sh.pools = cvm_calloc((size_t)sh.n_pools, sizeof *sh.pools);
     if (sh.pools == NULL)
         sh.n_pools = 0; /* works without: each chunk allocates its own tables */
+    sh.n_tc = sh.n_pools > 0 ? sh.n_pools : 1;
+    sh.tc = cvm_calloc((size_t)sh.n_tc, sizeof *sh.tc);
+    for (int i = 0; sh.tc && i < sh.n_tc; i++)
+        if ((sh.tc[i].d = cvm_dict_new(4096)) == NULL) {
+            free_thread_customers(&sh);
+            break;
+        }
+    if (sh.tc == NULL) {
+        cvm_free(sh.pools);
+        cvm_dict_free(sh.exclude);
+        cvm_csv_free_names(header, n_fields);
+        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+    }
     rc = cvm_csv_read_chunks(sp->path, sp->delimiter, data_off, data_line, sp->chunk_bytes,
                              sp->threads, &ops, &sh, sp->progress ? progress_fwd : NULL,
                              &chunks, err);
@@ -995,6 +1155,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         cvm_dict_pool_clear(&sh.pools[i]);
     cvm_free(sh.pools);
     if (rc != CVM_OK) {
+        free_thread_customers(&sh);
         cvm_dict_free(sh.exclude);
         cvm_csv_free_names(header, n_fields);
         return rc;
@@ -1053,7 +1214,8 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
                                 cvm_dict_len(extra_customers, (int32_t)i)) < 0)
                 rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
     if (rc == CVM_OK)
-        rc = merge_dict(out->customers, &n_unique, cs, nk, 0, mm.cust, threads, err);
+        rc = merge_customers(out->customers, &sh, cs, nk, mm.cust, err);
+    free_thread_customers(&sh);
     if (rc == CVM_OK && sh.col[R_ORDER] >= 0)
         rc = merge_dict(out->orders, &out->n_orders, cs, nk, 1, mm.order, threads, err);
     if (rc == CVM_OK && sh.col[R_PRODUCT] >= 0)
@@ -1065,7 +1227,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         rc = sort_dict(&out->products, &prank, err);
     if (rc == CVM_OK) {
         for (size_t k = 0; k < nk; k++) {
-            size_t m = cvm_dict_size(cs[k]->dcust);
+            size_t m = cs[k]->n_cust;
             for (size_t i = 0; i < m; i++)
                 mm.cust[k][i] = crank[mm.cust[k][i]];
             if (sh.col[R_PRODUCT] >= 0) {
@@ -1080,10 +1242,9 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     /* The chunk dictionaries are merged: free them before the scatter
      * allocates the final columns. */
     for (size_t k = 0; k < nk; k++) {
-        cvm_dict_free(cs[k]->dcust);
         cvm_dict_free(cs[k]->dorder);
         cvm_dict_free(cs[k]->dprod);
-        cs[k]->dcust = cs[k]->dorder = cs[k]->dprod = NULL;
+        cs[k]->dorder = cs[k]->dprod = NULL;
     }
 
     double t2 = cvm_now();
