@@ -250,12 +250,9 @@ static inline void intern_prepare(cvm_dict *d, const last_key *last, const char 
     }
 }
 
-/* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid. */
-static int32_t intern_finish(chunk *c, cvm_dict *d, last_key *last, const pending *p)
+/* Makes p's string, with id, the previous row's (id < 0: forget). */
+static inline void remember(last_key *last, const pending *p, int32_t id)
 {
-    if (p->hit)
-        return last->id;
-    int32_t id = intern_text_slow(c, d, p->s, p->len, p->h);
     last->id = -1;
     if (id >= 0 && p->len <= 16 + sizeof last->tail) {
         last->id = id;
@@ -265,6 +262,15 @@ static int32_t intern_finish(chunk *c, cvm_dict *d, last_key *last, const pendin
         if (p->len > 16)
             memcpy(last->tail, p->s + 16, p->len - 16);
     }
+}
+
+/* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid. */
+static int32_t intern_finish(chunk *c, cvm_dict *d, last_key *last, const pending *p)
+{
+    if (p->hit)
+        return last->id;
+    int32_t id = intern_text_slow(c, d, p->s, p->len, p->h);
+    remember(last, p, id);
     return id;
 }
 
@@ -368,17 +374,7 @@ static int32_t chunk_customer(chunk *c, const pending *p)
         c->cust_list[c->n_cust++] = tid;
     }
     int32_t cid = tc->local[tid];
-    /* The previous-row cache holds the chunk number. */
-    last_key *last = &c->last[0];
-    last->id = -1;
-    if (p->len <= 16 + sizeof last->tail) {
-        last->id = cid;
-        last->len = p->len;
-        last->k0 = p->k0;
-        last->k1 = p->k1;
-        if (p->len > 16)
-            memcpy(last->tail, p->s + 16, p->len - 16);
-    }
+    remember(&c->last[0], p, cid); /* the previous-row cache holds the chunk number */
     return cid;
 }
 
