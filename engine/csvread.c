@@ -27,6 +27,7 @@ typedef struct rec_state {
     const char **fptr;
     size_t nf, fcap;
     const char *buf;          /* bytes of the region being parsed */
+    const char *buf_end;      /* its end: loads up to there are safe */
     uint64_t buf_off;         /* file offset of buf[0] */
     uint64_t rec_start_off;   /* file offset where the current record began */
     uint64_t rec_line;        /* local line number of that byte */
@@ -202,17 +203,23 @@ static bool fast_line(rec_state *st, const char *q, size_t len)
     const __m128i vd = _mm_set1_epi8(st->delim), vq = _mm_set1_epi8('"'), vr = _mm_set1_epi8('\r');
     for (; pos < len; pos += 16) {
         __m128i w;
+        unsigned keep = 0xFFFF; /* bytes of this line in w */
         if (len - pos >= 16) {
             w = _mm_loadu_si128((const __m128i *)(const void *)(q + pos));
+        } else if (st->buf_end - (q + pos) >= 16) {
+            /* The line's last bytes: load 16 anyway (the buffer goes on)
+             * and ignore what follows the line. */
+            w = _mm_loadu_si128((const __m128i *)(const void *)(q + pos));
+            keep = (1u << (len - pos)) - 1;
         } else {
             /* Zero padding matches none of the three characters. */
             char tail[16] = {0};
             memcpy(tail, q + pos, len - pos);
             w = _mm_loadu_si128((const __m128i *)(const void *)tail);
         }
-        if (_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, vq), _mm_cmpeq_epi8(w, vr))))
+        if ((unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, vq), _mm_cmpeq_epi8(w, vr))) & keep)
             return false;
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, vd));
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, vd)) & keep;
         while (m) {
             size_t at = pos + (size_t)__builtin_ctz(m);
             m &= m - 1;
@@ -269,6 +276,7 @@ static region_result parse_buffer(rec_state *st, const char *buf, size_t len, ui
 {
     region_result r = {CVM_OK, false, 0, 0, 0};
     st->buf = buf;
+    st->buf_end = buf + len;
     st->buf_off = off;
     const char *q = buf, *e = buf + len;
     uint64_t line = 0;
