@@ -1149,6 +1149,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         }
     if (sh.tc == NULL) {
         cvm_free(sh.pools);
+        cvm_free(sh.row_hint);
         cvm_dict_free(sh.exclude);
         cvm_csv_free_names(header, n_fields);
         return CVM_FAIL(err, CVM_ENOMEM, "out of memory");

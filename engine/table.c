@@ -48,7 +48,7 @@ void cvm_custtab_free(cvm_custtab *t)
         return;
     for (size_t i = 0; i < t->n_cols; i++) {
         cvm_column *c = t->cols[i];
-        if (c->type == CVM_COL_STR && c->data) {
+        if (c->type == CVM_COL_STR && c->data && !c->labels) {
             char **s = c->data;
             for (size_t r = 0; r < t->n_rows; r++)
                 cvm_free(s[r]);
@@ -60,6 +60,7 @@ void cvm_custtab_free(cvm_custtab *t)
         cvm_free(c);
     }
     cvm_free(t->cols);
+    cvm_dict_free(t->labels);
     cvm_free(t);
 }
 
@@ -129,6 +130,22 @@ double *cvm_custtab_add_double(cvm_custtab *t, const char *name, const char *uni
 char **cvm_custtab_add_str(cvm_custtab *t, const char *name, const char *doc, cvm_err *err)
 {
     return add_col(t, name, CVM_COL_STR, "", doc, 0, sizeof(char *), err);
+}
+
+char **cvm_custtab_add_labels(cvm_custtab *t, const char *name, const char *doc, cvm_err *err)
+{
+    char **cells = add_col(t, name, CVM_COL_STR, "", doc, 0, sizeof(char *), err);
+    if (cells)
+        t->cols[t->n_cols - 1]->labels = true;
+    return cells;
+}
+
+const char *cvm_custtab_label(cvm_custtab *t, const char *s)
+{
+    if (t->labels == NULL && (t->labels = cvm_dict_new(64)) == NULL)
+        return NULL;
+    int32_t id = cvm_dict_intern(t->labels, s, strlen(s));
+    return id < 0 ? NULL : cvm_dict_str(t->labels, id);
 }
 
 int32_t *cvm_custtab_add_date(cvm_custtab *t, const char *name, const char *doc, cvm_err *err)

@@ -76,6 +76,7 @@ typedef struct cvm_column {
     char *doc;
     int decimals;   /* DOUBLE: digits written to CSV (-1: shortest exact) */
     void *data;     /* n_rows values of the type */
+    bool labels;    /* STR: cells point to the table's labels (not owned) */
 } cvm_column;
 
 typedef struct cvm_custtab {
@@ -83,6 +84,7 @@ typedef struct cvm_custtab {
     size_t n_cols, cap_cols;
     cvm_column **cols;   /* each column separately allocated: pointers from
                             cvm_custtab_find stay valid as columns are added */
+    cvm_dict *labels;    /* strings shared by label columns */
 } cvm_custtab;
 
 /** @brief Empty table of n_rows rows; NULL on ENOMEM. */
@@ -95,6 +97,15 @@ int64_t *cvm_custtab_add_int(cvm_custtab *t, const char *name, const char *unit,
 double *cvm_custtab_add_double(cvm_custtab *t, const char *name, const char *unit,
                                const char *doc, int decimals, cvm_err *err);
 char **cvm_custtab_add_str(cvm_custtab *t, const char *name, const char *doc, cvm_err *err);
+/** @brief A STR column of labels: a small vocabulary (grades, tiers, action
+ *  codes) whose cells all point to strings interned once in the table by
+ *  cvm_custtab_label, instead of a copy per customer. Read like any STR
+ *  column; a cell is NULL (empty) or a cvm_custtab_label pointer. */
+char **cvm_custtab_add_labels(cvm_custtab *t, const char *name, const char *doc, cvm_err *err);
+/** @brief The table's copy of s, for label column cells: valid until the
+ *  table is freed; NULL on ENOMEM. Not thread-safe: intern the vocabulary
+ *  before a parallel loop assigns the cells. */
+const char *cvm_custtab_label(cvm_custtab *t, const char *s);
 int32_t *cvm_custtab_add_date(cvm_custtab *t, const char *name, const char *doc, cvm_err *err);
 /** @brief Column by name, NULL when absent. */
 const cvm_column *cvm_custtab_find(const cvm_custtab *t, const char *name);

@@ -260,11 +260,23 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
     known kn;
     for (int k = 0; k < K_COUNT; k++)
         kn.col[k] = cvm_custtab_find(ct, k_names[k]);
-    char **act = cvm_custtab_add_str(ct, "action", "Action code of the first matching rule in actions.rules.", err);
-    char **txt = act ? cvm_custtab_add_str(ct, "action_text", "What to do, from the rule's text.", err) : NULL;
+    char **act = cvm_custtab_add_labels(ct, "action", "Action code of the first matching rule in actions.rules.", err);
+    char **txt = act ? cvm_custtab_add_labels(ct, "action_text", "What to do, from the rule's text.", err) : NULL;
     int64_t *pri = txt ? cvm_custtab_add_int(ct, "action_priority", "rank", "Priority of the rule (1 = most urgent).", err) : NULL;
     char **rsn = pri ? cvm_custtab_add_str(ct, "action_reason", "The facts behind the matched conditions, in words.", err) : NULL;
     int rc = rsn ? CVM_OK : (err ? err->status : CVM_ENOMEM);
+    /* Each rule's code and text interned in the table once (label cells). */
+    const char **L_act = rc == CVM_OK ? cvm_calloc(p->n_rules ? p->n_rules * 2 : 1, sizeof *L_act) : NULL;
+    for (size_t i = 0; L_act && i < p->n_rules; i++) {
+        L_act[2 * i] = cvm_custtab_label(ct, p->rules[i].action);
+        L_act[2 * i + 1] = cvm_custtab_label(ct, p->rules[i].text ? p->rules[i].text : "");
+        if (!L_act[2 * i] || !L_act[2 * i + 1]) {
+            cvm_free(L_act);
+            L_act = NULL;
+        }
+    }
+    if (rc == CVM_OK && L_act == NULL)
+        rc = CVM_FAIL(err, CVM_ENOMEM, "actions: out of memory");
     /* Rows in parallel (each writes only its own cells); the rule each
      * row matched is kept and counted afterwards. */
     size_t *hit_of = rc == CVM_OK ? cvm_malloc((n ? n : 1) * sizeof *hit_of) : NULL;
@@ -273,7 +285,7 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
     int nomem = 0;
     long nl = rc == CVM_OK ? (long)n : 0;
 #pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(dynamic, 256) default(none) \
-    shared(p, ct, kn, rules, act, txt, pri, rsn, hit_of, nl, nomem)
+    shared(p, ct, kn, rules, act, txt, pri, rsn, hit_of, nl, nomem, L_act)
     for (long row = 0; row < nl; row++) {
         size_t hit = p->n_rules;
         for (size_t i = 0; i < p->n_rules; i++)
@@ -302,8 +314,8 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
             used += (size_t)snprintf(reason + used, sizeof reason - used, "%s%s",
                                      used ? "; " : "", part);
         }
-        act[row] = cvm_strdup(ar->action);
-        txt[row] = cvm_strdup(ar->text ? ar->text : "");
+        act[row] = (char *)L_act[2 * hit];
+        txt[row] = (char *)L_act[2 * hit + 1];
         rsn[row] = cvm_strdup(reason);
         pri[row] = ar->priority;
         if (!act[row] || !txt[row] || !rsn[row]) {
@@ -320,6 +332,7 @@ int cvm_actions_run(const cvm_actions_params *p, cvm_custtab *ct, cvm_actions_re
             res->rule_hits[hit_of[row]]++;
     }
     cvm_free(hit_of);
+    cvm_free(L_act);
     cvm_free(rules);
     return rc;
 }

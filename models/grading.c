@@ -107,24 +107,24 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
     double *ip = cvm_custtab_add_double(ct, "influence_percentile", "share",
         "Percentile of the master's influence (empty when the column is absent).", 4, err);
     if (!ip) return err->status;
-    char **grade = cvm_custtab_add_str(ct, "grade",
+    char **grade = cvm_custtab_add_labels(ct, "grade",
         "Value grade: A by the one-vote rule or the value x influence matrix, then B, C; D = no purchases.", err);
     if (!grade) return err->status;
     char **greason = cvm_custtab_add_str(ct, "grade_reason", "Why the grade, in words.", err);
     if (!greason) return err->status;
-    char **vol = cvm_custtab_add_str(ct, "volume_tier",
+    char **vol = cvm_custtab_add_labels(ct, "volume_tier",
         "large / medium / small by revenue_recent percentile (grid.volume_large, grid.volume_medium).", err);
     if (!vol) return err->status;
-    char **satl = cvm_custtab_add_str(ct, "satisfaction_level",
+    char **satl = cvm_custtab_add_labels(ct, "satisfaction_level",
         "high / medium / low from the master's satisfaction (grid.satisfaction_high, grid.satisfaction_medium); empty when unknown.", err);
     if (!satl) return err->status;
-    char **cls = cvm_custtab_add_str(ct, "grid_class",
+    char **cls = cvm_custtab_add_labels(ct, "grid_class",
         "Satisfaction x volume class A..I (rows high/medium/low satisfaction, columns large/medium/small volume); G = large and unhappy.", err);
     if (!cls) return err->status;
-    char **sv = cvm_custtab_add_str(ct, "strategy_volume",
+    char **sv = cvm_custtab_add_labels(ct, "strategy_volume",
         "one_to_one (key account), one_to_many (regional rep) or via_retailer, from the volume tier.", err);
     if (!sv) return err->status;
-    char **ss = cvm_custtab_add_str(ct, "strategy_satisfaction",
+    char **ss = cvm_custtab_add_labels(ct, "strategy_satisfaction",
         "partner, improve or correct, from the satisfaction level.", err);
     if (!ss) return err->status;
 
@@ -161,9 +161,24 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
     static const char *const st_name[3] = {"high", "medium", "low"};
     static const char *const st_strat[3] = {"partner", "improve", "correct"};
     static const char *const tier_name[3] = {"high", "mid", "low"};
+    /* The label vocabulary, interned in the table once: cells point to it. */
+    const char *L_vt[3], *L_vs[3], *L_st[3], *L_ss[3], *L_grade[26], *L_cls[9];
+    bool lab_ok = true;
+    for (int j = 0; j < 3; j++) {
+        lab_ok &= (L_vt[j] = cvm_custtab_label(ct, vt_name[j])) != NULL;
+        lab_ok &= (L_vs[j] = cvm_custtab_label(ct, vt_strat[j])) != NULL;
+        lab_ok &= (L_st[j] = cvm_custtab_label(ct, st_name[j])) != NULL;
+        lab_ok &= (L_ss[j] = cvm_custtab_label(ct, st_strat[j])) != NULL;
+    }
+    for (int j = 0; j < 26; j++) {
+        char g[2] = {(char)('A' + j), 0};
+        lab_ok &= (L_grade[j] = cvm_custtab_label(ct, g)) != NULL;
+        if (j < 9)
+            L_cls[j] = L_grade[j];
+    }
     /* Rows in parallel; what each row counts for is kept (code[i]) and
      * summed afterwards in row order. */
-    int8_t *code = cvm_malloc((n ? n : 1) * 2);
+    int8_t *code = lab_ok ? cvm_malloc((n ? n : 1) * 2) : NULL;
     if (code == NULL) {
         cvm_free(buyer);
         cvm_free(volp);
@@ -172,7 +187,7 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
     long nl = (long)n;
 #pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(static) default(none) \
     shared(p, nl, crev, cinf, csat, vp, ip, volp, buyer, grade, greason, vol, sv, satl, ss, cls, \
-           code, rc, vt_name, vt_strat, st_name, st_strat, tier_name)
+           code, rc, L_vt, L_vs, L_st, L_ss, L_grade, L_cls, tier_name)
     for (long i = 0; i < nl; i++) {
         int8_t *ci = code + 2 * i; /* [0] grade letter - 'A' (+8: one vote), [1] class or -1 / -2 */
         ci[1] = -1;
@@ -202,8 +217,7 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
                          cinf ? ", influence unknown" : "");
             }
         }
-        char gs[2] = {g, 0};
-        grade[i] = cvm_strdup(gs);
+        grade[i] = (char *)L_grade[g >= 'A' && g <= 'Z' ? g - 'A' : 3];
         greason[i] = cvm_strdup(reason);
         ci[0] = (int8_t)((ci[0] == 8 ? 8 : 0) + (g >= 'A' && g <= 'D' ? g - 'A' : 4));
         if (!grade[i] || !greason[i]) {
@@ -213,8 +227,8 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
         if (!buyer[i])
             continue;
         int vt = tier(volp[i], p->volume_large, p->volume_medium);
-        vol[i] = cvm_strdup(vt_name[vt]);
-        sv[i] = cvm_strdup(vt_strat[vt]);
+        vol[i] = (char *)L_vt[vt];
+        sv[i] = (char *)L_vs[vt];
         if (!vol[i] || !sv[i]) {
 #pragma omp atomic write
             rc = CVM_ENOMEM;
@@ -225,10 +239,9 @@ int cvm_grading_run(const cvm_grading_params *p, cvm_custtab *ct, cvm_grading_re
             continue;
         }
         int st = sat >= p->sat_high ? 0 : sat >= p->sat_medium ? 1 : 2;
-        char c[2] = {(char)('A' + st * 3 + vt), 0};
-        satl[i] = cvm_strdup(st_name[st]);
-        ss[i] = cvm_strdup(st_strat[st]);
-        cls[i] = cvm_strdup(c);
+        satl[i] = (char *)L_st[st];
+        ss[i] = (char *)L_ss[st];
+        cls[i] = (char *)L_cls[st * 3 + vt];
         ci[1] = (int8_t)(st * 3 + vt);
         if (!satl[i] || !ss[i] || !cls[i]) {
 #pragma omp atomic write

@@ -119,9 +119,9 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
     if (!fs) return err->status;
     int64_t *ms = cvm_custtab_add_int(ct, "m_score", "score", "Monetary score 1..rfm.bins.", err);
     if (!ms) return err->status;
-    char **cell = cvm_custtab_add_str(ct, "rfm_cell", "The three scores as digits, e.g. 545.", err);
+    char **cell = cvm_custtab_add_labels(ct, "rfm_cell", "The three scores as digits, e.g. 545.", err);
     if (!cell) return err->status;
-    char **seg = cvm_custtab_add_str(ct, "rfm_segment",
+    char **seg = cvm_custtab_add_labels(ct, "rfm_segment",
         "Named segment from rfm.segments (first matching rule), e.g. Champions.", err);
     if (!seg) return err->status;
 
@@ -189,28 +189,36 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
     for (size_t s = 0; s < nseg; s++)
         res->segment_names[s] = segs[s].name;
     res->segment_names[nseg] = "Other";
-    /* Cells and names per customer, in parallel; counts afterwards. */
-    uint8_t *hit_of = cvm_malloc(n ? n : 1);
-    if (hit_of == NULL)
+    /* The labels (every cell b^3, every segment name) interned in the table
+     * once; then cells and names per customer, in parallel; counts after. */
+    const int B = p->bins;
+    const char **L_cell = cvm_malloc((size_t)(B * B * B) * sizeof *L_cell);
+    const char *L_seg[32];
+    bool lab_ok = L_cell != NULL;
+    for (int c3 = 0; lab_ok && c3 < B * B * B; c3++) {
+        int r = c3 / (B * B) + 1, f = c3 / B % B + 1, m = c3 % B + 1;
+        char buf[40];
+        if (B == 10)
+            snprintf(buf, sizeof buf, "%d-%d-%d", r, f, m);
+        else
+            snprintf(buf, sizeof buf, "%d%d%d", r, f, m);
+        lab_ok = (L_cell[c3] = cvm_custtab_label(ct, buf)) != NULL;
+    }
+    for (size_t j = 0; lab_ok && j <= nseg; j++)
+        lab_ok = (L_seg[j] = cvm_custtab_label(ct, res->segment_names[j])) != NULL;
+    uint8_t *hit_of = lab_ok ? cvm_malloc(n ? n : 1) : NULL;
+    if (hit_of == NULL) {
+        cvm_free(L_cell);
         return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
+    }
     long nl = (long)n;
-    const int ten = p->bins == 10;
 #pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(static) default(none) \
-    shared(rs, fs, ms, cell, seg, segs, nseg, res, hit_of, nl, nomem) firstprivate(ten)
+    shared(rs, fs, ms, cell, seg, segs, nseg, hit_of, nl, L_cell, L_seg) firstprivate(B)
     for (long i = 0; i < nl; i++) {
         hit_of[i] = UINT8_MAX;
         if (rs[i] == CVM_INT_NONE)
             continue;
-        char buf[12];
-        if (ten) {
-            snprintf(buf, sizeof buf, "%d-%d-%d", (int)rs[i], (int)fs[i], (int)ms[i]);
-        } else { /* single digits */
-            buf[0] = (char)('0' + rs[i]);
-            buf[1] = (char)('0' + fs[i]);
-            buf[2] = (char)('0' + ms[i]);
-            buf[3] = '\0';
-        }
-        cell[i] = cvm_strdup(buf);
+        cell[i] = (char *)L_cell[(rs[i] - 1) * B * B + (fs[i] - 1) * B + (ms[i] - 1)];
         size_t hit = nseg;
         for (size_t s = 0; s < nseg; s++) {
             const cvm_rfm_segment_rule *g = &segs[s];
@@ -220,18 +228,13 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
                 break;
             }
         }
-        seg[i] = cvm_strdup(res->segment_names[hit]);
+        seg[i] = (char *)L_seg[hit];
         hit_of[i] = (uint8_t)hit;
-        if (!cell[i] || !seg[i]) {
-#pragma omp atomic write
-            nomem = 1;
-        }
     }
     for (size_t i = 0; i < n; i++)
         if (hit_of[i] != UINT8_MAX)
             res->segment_counts[hit_of[i]]++;
     cvm_free(hit_of);
-    if (nomem)
-        return CVM_FAIL(err, CVM_ENOMEM, "rfm: out of memory");
+    cvm_free(L_cell);
     return CVM_OK;
 }
