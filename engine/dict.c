@@ -26,8 +26,6 @@ typedef struct slot {
 struct cvm_dict {
     /* Open addressing with linear probing at load <= 0.5. */
     slot *slots;
-    size_t slots_bytes; /* allocated: at least (mask + 1) slots */
-    cvm_dict_pool *pool;
     size_t mask;
     size_t n;
     const char **str;
@@ -37,8 +35,6 @@ struct cvm_dict {
     arena_block *arena;
     size_t bytes;
 };
-
-static void table_release(cvm_dict *d, slot *t, size_t bytes);
 
 static inline uint32_t str_len(const char *p)
 {
@@ -83,7 +79,6 @@ cvm_dict *cvm_dict_new(size_t expected)
     while (cap < expected * 2)
         cap <<= 1;
     d->slots = cvm_calloc(cap, sizeof *d->slots);
-    d->slots_bytes = cap * sizeof *d->slots;
     d->cap = cap / 2;
     d->str = cvm_malloc(d->cap * sizeof *d->str);
     d->hash = cvm_malloc(d->cap * sizeof *d->hash);
@@ -105,7 +100,7 @@ void cvm_dict_free(cvm_dict *d)
         cvm_free(b);
         b = next;
     }
-    table_release(d, d->slots, d->slots_bytes);
+    cvm_free(d->slots);
     cvm_free(d->str);
     cvm_free(d->hash);
     cvm_free(d);
@@ -136,75 +131,10 @@ static char *arena_put(cvm_dict *d, const char *s, size_t len)
     return p + 4;
 }
 
-/* Hands a table no longer used to the pool (or frees it): the pool keeps
- * its largest tables. */
-static void table_release(cvm_dict *d, slot *t, size_t bytes)
-{
-    cvm_dict_pool *p = d->pool;
-    if (t == NULL)
-        return;
-    if (p) {
-        int small = 0;
-        for (int i = 1; i < CVM_DICT_POOL_SLOTS; i++)
-            if (p->bytes[i] < p->bytes[small])
-                small = i;
-        if (p->bytes[small] < bytes) {
-            cvm_free(p->table[small]);
-            p->table[small] = t;
-            p->bytes[small] = bytes;
-            return;
-        }
-    }
-    cvm_free(t);
-}
-
-/* A zeroed table of at least `nslots` slots; *got receives its size in
- * slots (a pooled table may be larger: all of it is used). */
-static slot *table_take(cvm_dict *d, size_t nslots, size_t *got, size_t *bytes)
-{
-    cvm_dict_pool *p = d->pool;
-    if (p) {
-        int big = 0;
-        for (int i = 1; i < CVM_DICT_POOL_SLOTS; i++)
-            if (p->bytes[i] > p->bytes[big])
-                big = i;
-        if (p->table[big] && p->bytes[big] >= nslots * sizeof(slot)) {
-            slot *t = p->table[big];
-            size_t n = nslots;
-            while (n * 2 * sizeof(slot) <= p->bytes[big])
-                n *= 2;
-            *bytes = p->bytes[big];
-            p->table[big] = NULL;
-            p->bytes[big] = 0;
-            memset(t, 0, n * sizeof(slot));
-            *got = n;
-            return t;
-        }
-    }
-    slot *t = cvm_calloc(nslots, sizeof *t);
-    *got = nslots;
-    *bytes = nslots * sizeof *t;
-    return t;
-}
-
-void cvm_dict_use_pool(cvm_dict *d, cvm_dict_pool *pool)
-{
-    d->pool = pool;
-}
-
-void cvm_dict_pool_clear(cvm_dict_pool *pool)
-{
-    for (int i = 0; i < CVM_DICT_POOL_SLOTS; i++) {
-        cvm_free(pool->table[i]);
-        pool->table[i] = NULL;
-        pool->bytes[i] = 0;
-    }
-}
-
 static int grow(cvm_dict *d)
 {
-    size_t nslots, nbytes;
-    slot *ns = table_take(d, (d->mask + 1) * 2, &nslots, &nbytes);
+    size_t nslots = (d->mask + 1) * 2;
+    slot *ns = cvm_calloc(nslots, sizeof *ns);
     const char **str = cvm_reallocarray((void *)d->str, nslots / 2, sizeof *str);
     if (str)
         d->str = str;
@@ -212,7 +142,7 @@ static int grow(cvm_dict *d)
     if (hash)
         d->hash = hash;
     if (!ns || !str || !hash) {
-        table_release(d, ns, nbytes);
+        cvm_free(ns);
         return -1;
     }
     size_t mask = nslots - 1;
@@ -225,9 +155,8 @@ static int grow(cvm_dict *d)
             j = (j + 1) & mask;
         ns[j] = d->slots[i];
     }
-    table_release(d, d->slots, d->slots_bytes);
+    cvm_free(d->slots);
     d->slots = ns;
-    d->slots_bytes = nbytes;
     d->mask = mask;
     d->cap = nslots / 2;
     return 0;
@@ -276,6 +205,46 @@ int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h)
     return (int32_t)d->n++;
 }
 
+cvm_dict *cvm_dict_new_list(size_t expected)
+{
+    cvm_dict *d = cvm_calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->cap = expected > 16 ? expected : 16;
+    d->str = cvm_malloc(d->cap * sizeof *d->str);
+    d->hash = cvm_malloc(d->cap * sizeof *d->hash);
+    if (!d->str || !d->hash) {
+        cvm_dict_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int32_t cvm_dict_push(cvm_dict *d, const char *s, size_t len, uint64_t h)
+{
+    assert(d->slots == NULL); /* a list */
+    if (d->n >= INT32_MAX - 1 || len > UINT32_MAX)
+        return -1;
+    if (d->n == d->cap) {
+        size_t cap = d->cap * 2;
+        const char **str = cvm_reallocarray((void *)d->str, cap, sizeof *str);
+        if (str == NULL)
+            return -1;
+        d->str = str;
+        uint64_t *hash = cvm_reallocarray(d->hash, cap, sizeof *hash);
+        if (hash == NULL)
+            return -1;
+        d->hash = hash;
+        d->cap = cap;
+    }
+    char *copy = arena_put(d, s, len);
+    if (copy == NULL)
+        return -1;
+    d->str[d->n] = copy;
+    d->hash[d->n] = h;
+    return (int32_t)d->n++;
+}
+
 int32_t cvm_dict_intern(cvm_dict *d, const char *s, size_t len)
 {
     return cvm_dict_intern_h(d, s, len, cvm_dict_hash(s, len));
@@ -299,9 +268,8 @@ int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len)
 
 void cvm_dict_freeze(cvm_dict *d)
 {
-    table_release(d, d->slots, d->slots_bytes);
+    cvm_free(d->slots);
     d->slots = NULL;
-    d->slots_bytes = 0;
     d->mask = 0;
     const char **str = cvm_reallocarray((void *)d->str, d->n ? d->n : 1, sizeof *str);
     uint64_t *hash = cvm_reallocarray(d->hash, d->n ? d->n : 1, sizeof *hash);

@@ -50,6 +50,15 @@ void cvm_dict_free(cvm_dict *d);
 int32_t cvm_dict_intern(cvm_dict *d, const char *s, size_t len);
 /** @brief Same, with a hash from cvm_dict_hash (lets callers hash once). */
 int32_t cvm_dict_intern_h(cvm_dict *d, const char *s, size_t len, uint64_t h);
+/** @brief A dictionary without a lookup table: strings are only appended
+ *  (cvm_dict_push), repeats included, and read back by id like a frozen
+ *  dictionary. For ids that arrive grouped (an order's lines are adjacent):
+ *  the caller compares with the previous string, and whoever needs unique
+ *  strings (the ingest merge) removes the rare repeats later. */
+cvm_dict *cvm_dict_new_list(size_t expected);
+/** @brief Append s (h = cvm_dict_hash(s, len)) to a list; its new id, or -1
+ *  on allocation failure. */
+int32_t cvm_dict_push(cvm_dict *d, const char *s, size_t len, uint64_t h);
 /** @brief Index of s, or -1 when absent. */
 int32_t cvm_dict_find(const cvm_dict *d, const char *s, size_t len);
 size_t cvm_dict_size(const cvm_dict *d);
@@ -68,20 +77,6 @@ int32_t *cvm_dict_sorted_order(const cvm_dict *d);
  *  cvm_dict_size/str/len/sorted_order may be called (ingest freezes the
  *  per-chunk dictionaries once a chunk is parsed, to save memory). */
 void cvm_dict_freeze(cvm_dict *d);
-/** @brief Spare lookup tables shared by dictionaries used one after the
- *  other on one thread (ingest: the chunks a thread parses). A dictionary
- *  given a pool takes its growing tables from it and returns them on
- *  growth, freeze and free, so successive chunks reuse memory that is
- *  already mapped instead of faulting fresh pages and growing from small
- *  sizes each time. The owner zeroes the struct, and calls
- *  cvm_dict_pool_clear after every dictionary using it is frozen or freed. */
-#define CVM_DICT_POOL_SLOTS 4
-typedef struct cvm_dict_pool {
-    void *table[CVM_DICT_POOL_SLOTS];
-    size_t bytes[CVM_DICT_POOL_SLOTS];
-} cvm_dict_pool;
-void cvm_dict_use_pool(cvm_dict *d, cvm_dict_pool *pool);
-void cvm_dict_pool_clear(cvm_dict_pool *pool);
 /** @brief Approximate bytes held, for memory reports. */
 size_t cvm_dict_bytes(const cvm_dict *d);
 

@@ -49,8 +49,7 @@ typedef struct ingest_shared {
     cvm_datefmt fmt;
     cvm_dict *exclude;        /* read-only during the parallel parse */
     size_t return_prefix_len;
-    cvm_dict_pool *pools;     /* per thread: lookup tables reused chunk to chunk */
-    int n_pools;
+    int n_threads;
     size_t *row_hint;         /* per thread: rows of its last chunk (a capacity hint) */
     struct thread_cust *tc;   /* per thread: its customer dictionary */
     int n_tc;
@@ -135,15 +134,16 @@ static void *chunk_begin(void *user, size_t k)
         return NULL;
     ingest_shared *sh = user;
     c->sh = sh;
-    c->dorder = cvm_dict_new(4096);
+    /* Orders as a list: an order's lines are adjacent, so the previous-row
+     * check catches repeats and a new order id needs no lookup; the merge
+     * unifies the rare order that comes back later in the chunk. */
+    c->dorder = cvm_dict_new_list(4096);
     c->dprod = cvm_dict_new(1024);
 #ifdef _OPENMP
     int t = omp_get_thread_num();
 #else
     int t = 0;
 #endif
-    if (t < sh->n_pools && c->dorder)
-        cvm_dict_use_pool(c->dorder, &sh->pools[t]);
     if (t >= sh->n_tc) { /* more threads than planned: cannot happen */
         chunk_free(c);
         return NULL;
@@ -283,8 +283,11 @@ static int32_t intern_finish(chunk *c, cvm_dict *d, last_key *last, const pendin
     return id;
 }
 
+/* Adds s to d (a list: appended; otherwise interned), re-encoding invalid
+ * UTF-8 so outputs stay valid. */
 static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len, uint64_t h)
 {
+    bool list = c->dorder == d;
     /* ASCII ids (the usual case) are recognised 8 bytes at a time. */
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
@@ -306,10 +309,11 @@ static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len
             }
             size_t n = cvm_utf8_repair(s, len, c->scratch);
             c->utf8_repaired++;
-            return cvm_dict_intern(d, c->scratch, n);
+            return list ? cvm_dict_push(d, c->scratch, n, cvm_dict_hash(c->scratch, n))
+                        : cvm_dict_intern(d, c->scratch, n);
         }
     }
-    return cvm_dict_intern_h(d, s, len, h);
+    return list ? cvm_dict_push(d, s, len, h) : cvm_dict_intern_h(d, s, len, h);
 }
 
 static int reject(chunk *c, const cvm_csv_record *rec, int col, cvm_reject_reason why,
@@ -804,8 +808,9 @@ static int merge_dict(cvm_dict *g, size_t *n_unique, chunk **cs, size_t nk, size
         }
         next_id = g ? cvm_dict_size(g) : 0;
     }
-    /* Later appearances take their first appearance's id (which comes
-     * earlier: a string is unique within a chunk). */
+    /* Later appearances (in other chunks, or later in the same chunk: the
+     * order lists keep repeats) take their first appearance's id, which is
+     * set: first appearances own themselves and got theirs above. */
     if (status == CVM_OK) {
         long tl = (long)total;
 #pragma omp parallel for num_threads(threads) schedule(static) default(none) shared(ref, gid, tl)
@@ -1132,15 +1137,12 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     cvm_csv_chunk_ops ops = {chunk_begin, on_txn, chunk_discard, chunk_end, sp->libcsv_only};
     cvm_csv_chunks chunks;
 #ifdef _OPENMP
-    sh.n_pools = sp->threads > 0 ? sp->threads : omp_get_max_threads();
+    sh.n_threads = sp->threads > 0 ? sp->threads : omp_get_max_threads();
 #else
-    sh.n_pools = 1;
+    sh.n_threads = 1;
 #endif
-    sh.pools = cvm_calloc((size_t)sh.n_pools, sizeof *sh.pools);
-    if (sh.pools == NULL)
-        sh.n_pools = 0; /* works without: each chunk allocates its own tables */
-    sh.row_hint = sh.n_pools > 0 ? cvm_calloc((size_t)sh.n_pools, sizeof *sh.row_hint) : NULL;
-    sh.n_tc = sh.n_pools > 0 ? sh.n_pools : 1;
+    sh.row_hint = cvm_calloc((size_t)sh.n_threads, sizeof *sh.row_hint); /* a hint: may be NULL */
+    sh.n_tc = sh.n_threads;
     sh.tc = cvm_calloc((size_t)sh.n_tc, sizeof *sh.tc);
     for (int i = 0; sh.tc && i < sh.n_tc; i++)
         if ((sh.tc[i].d = cvm_dict_new(4096)) == NULL) {
@@ -1148,7 +1150,6 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
             break;
         }
     if (sh.tc == NULL) {
-        cvm_free(sh.pools);
         cvm_free(sh.row_hint);
         cvm_dict_free(sh.exclude);
         cvm_csv_free_names(header, n_fields);
@@ -1157,10 +1158,6 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     rc = cvm_csv_read_chunks(sp->path, sp->delimiter, data_off, data_line, sp->chunk_bytes,
                              sp->threads, &ops, &sh, sp->progress ? progress_fwd : NULL,
                              &chunks, err);
-    /* Every chunk dictionary is frozen or freed by now. */
-    for (int i = 0; i < sh.n_pools; i++)
-        cvm_dict_pool_clear(&sh.pools[i]);
-    cvm_free(sh.pools);
     cvm_free(sh.row_hint);
     if (rc != CVM_OK) {
         free_thread_customers(&sh);

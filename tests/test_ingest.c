@@ -326,6 +326,60 @@ static void f_free(void *p, void *ctx)
     free(p);
 }
 
+/* Order ids that come back far apart, within a chunk and across chunks,
+ * are still one order each: the ids equal an independent expectation built
+ * from the file, numbered in order of first appearance. */
+static void test_orders_repeat_apart(void **state)
+{
+    (void)state;
+    char *p = cvm_test_path(dir, "orders.csv");
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(H, f);
+    enum { N = 6000, ORDERS = 613 };
+    int order_of_line[N + 2];
+    for (int i = 0; i < N; i++) {
+        int o = (int)((long)i * 7919 % ORDERS); /* every order about ten times, scattered */
+        order_of_line[i + 2] = o;
+        fprintf(f, "O%d,C%d,2024-02-%02d,P%d,1,3.00,1.00\n", o, o % 97, 1 + o % 28, i % 13);
+    }
+    fclose(f);
+    /* First appearance of each order, by line. */
+    int first_rank[ORDERS], seen = 0;
+    for (int o = 0; o < ORDERS; o++)
+        first_rank[o] = -1;
+    for (int l = 2; l < N + 2; l++)
+        if (first_rank[order_of_line[l]] < 0)
+            first_rank[order_of_line[l]] = seen++;
+    assert_int_equal(seen, ORDERS);
+    size_t chunk_sizes[] = {1 << 30, 2048};
+    for (int v = 0; v < 2; v++) {
+        cvm_txn_spec sp;
+        cvm_txn_spec_default(&sp);
+        sp.path = p;
+        sp.chunk_bytes = chunk_sizes[v];
+        sp.threads = 2;
+        sp.keep_order_ids = true;
+        cvm_txn_table t;
+        cvm_rejects r;
+        cvm_ingest_stats st;
+        assert_int_equal(load(&sp, &t, &r, &st), CVM_OK);
+        assert_int_equal(t.n_rows, N);
+        assert_int_equal(t.n_orders, ORDERS);
+        assert_int_equal(cvm_dict_size(t.orders), ORDERS);
+        for (size_t i = 0; i < t.n_rows; i++) {
+            int o = order_of_line[t.line[i]];
+            char want[16];
+            snprintf(want, sizeof want, "O%d", o);
+            assert_string_equal(cvm_dict_str(t.orders, t.order[i]), want);
+            assert_int_equal(t.order[i], first_rank[o]);
+        }
+        cvm_txn_table_clear(&t);
+        cvm_rejects_clear(&r);
+    }
+    free(p);
+}
+
 static void test_out_of_memory_everywhere(void **state)
 {
     (void)state;
@@ -371,6 +425,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cleaning_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mappings_and_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_equals_single_chunk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orders_repeat_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory_everywhere, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
