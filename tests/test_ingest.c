@@ -241,13 +241,21 @@ static void test_mappings_and_formats(void **state)
     free(q);
 }
 
+/* A new file in the test directory with the transaction header written. */
+static FILE *open_with_header(const char *name, char **path)
+{
+    *path = cvm_test_path(dir, name);
+    FILE *f = fopen(*path, "w");
+    assert_non_null(f);
+    fputs(H, f);
+    return f;
+}
+
 static void test_chunked_equals_single_chunk(void **state)
 {
     (void)state;
-    char *p = cvm_test_path(dir, "big.csv");
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(H, f);
+    char *p;
+    FILE *f = open_with_header("big.csv", &p);
     uint64_t s = 7;
     for (int i = 0; i < 30000; i++) {
         s = s * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -332,10 +340,8 @@ static void f_free(void *p, void *ctx)
 static void test_orders_repeat_apart(void **state)
 {
     (void)state;
-    char *p = cvm_test_path(dir, "orders.csv");
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs(H, f);
+    char *p;
+    FILE *f = open_with_header("orders.csv", &p);
     enum { N = 6000, ORDERS = 613 };
     int order_of_line[N + 2];
     for (int i = 0; i < N; i++) {
