@@ -297,31 +297,57 @@ size_t cvm_dict_bytes(const cvm_dict *d)
            d->cap * (sizeof(char *) + sizeof(uint64_t));
 }
 
-static const cvm_dict *sort_dict; /* qsort has no context argument in C11 */
+/* Sort keys: the first 16 bytes big-endian (zero-padded), so most
+ * comparisons are two integer compares on data in the array, not two
+ * pointer chases into the arena. */
+typedef struct sort_key {
+    uint64_t a, b;
+    const char *s;
+    uint32_t len;
+    int32_t id;
+} sort_key;
 
-static int cmp_ids(const void *a, const void *b)
+static int cmp_keys(const void *x_, const void *y_)
 {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    const char *sx = sort_dict->str[x], *sy = sort_dict->str[y];
-    size_t lx = str_len(sx), ly = str_len(sy);
-    int c = memcmp(sx, sy, lx < ly ? lx : ly);
-    if (c)
-        return c;
-    return lx < ly ? -1 : lx > ly;
+    const sort_key *x = x_, *y = y_;
+    if (x->a != y->a)
+        return x->a < y->a ? -1 : 1;
+    if (x->b != y->b)
+        return x->b < y->b ? -1 : 1;
+    if (x->len > 16 || y->len > 16) { /* bytewise, then shorter first */
+        size_t m = x->len < y->len ? x->len : y->len;
+        int c = memcmp(x->s, y->s, m);
+        if (c)
+            return c;
+    }
+    return (x->len > y->len) - (x->len < y->len);
 }
+
+static uint64_t be_prefix(const char *s, size_t len, size_t from)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = v << 8 | (from + i < len ? (unsigned char)s[from + i] : 0u);
+    return v;
+}
+
 int32_t *cvm_dict_sorted_order(const cvm_dict *d)
 {
     int32_t *order = cvm_malloc((d->n ? d->n : 1) * sizeof *order);
-    if (order == NULL)
+    sort_key *k = cvm_malloc((d->n ? d->n : 1) * sizeof *k);
+    if (order == NULL || k == NULL) {
+        cvm_free(order);
+        cvm_free(k);
         return NULL;
-    for (size_t i = 0; i < d->n; i++)
-        order[i] = (int32_t)i;
-    /* Serialised by a critical section: the comparator reads a static. */
-#pragma omp critical(cvm_dict_sort)
-    {
-        sort_dict = d;
-        qsort(order, d->n, sizeof *order, cmp_ids);
-        sort_dict = NULL;
     }
+    for (size_t i = 0; i < d->n; i++) {
+        const char *p = d->str[i];
+        size_t len = str_len(p);
+        k[i] = (sort_key){be_prefix(p, len, 0), be_prefix(p, len, 8), p, (uint32_t)len, (int32_t)i};
+    }
+    qsort(k, d->n, sizeof *k, cmp_keys);
+    for (size_t i = 0; i < d->n; i++)
+        order[i] = k[i].id;
+    cvm_free(k);
     return order;
 }
