@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "keysort.h"
 #include "parallel.h"
 
 void cvm_grading_params_default(cvm_grading_params *p)
@@ -37,23 +38,11 @@ const char *cvm_grading_params_check(const cvm_grading_params *p)
     return NULL;
 }
 
-typedef struct pct_idx {
-    double v;
-    size_t i;
-} pct_idx;
-static int cmp_pct(const void *a, const void *b)
-{
-    const pct_idx *x = a, *y = b;
-    if (x->v != y->v)
-        return x->v < y->v ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 /* Mid-rank percentile in [0, 1] among rows where include[i] and v is a
  * number: equal values share a percentile, so ties never split a tier. */
 static int percentiles(const cvm_column *c, const bool *include, size_t n, double *out)
 {
-    pct_idx *k = cvm_malloc((n ? n : 1) * sizeof *k);
+    cvm_vi *k = cvm_malloc((n ? n : 1) * sizeof *k);
     if (k == NULL)
         return CVM_ENOMEM;
     size_t m = 0;
@@ -66,7 +55,10 @@ static int percentiles(const cvm_column *c, const bool *include, size_t n, doubl
             m++;
         }
     }
-    qsort(k, m, sizeof *k, cmp_pct);
+    if (cvm_sort_vi(k, m, false) != CVM_OK) {
+        cvm_free(k);
+        return CVM_ENOMEM;
+    }
     for (size_t a = 0; a < m;) {
         size_t b = a;
         while (b < m && k[b].v == k[a].v)

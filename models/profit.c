@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "keysort.h"
 
 void cvm_profit_params_default(cvm_profit_params *p)
 {
@@ -22,19 +23,6 @@ const char *cvm_profit_params_check(const cvm_profit_params *p)
         if (p->type_costs[i] < 0)
             return "cost.per_type values must not be negative";
     return NULL;
-}
-
-typedef struct prof_idx {
-    double v;
-    size_t i;
-} prof_idx;
-
-static int cmp_desc(const void *a, const void *b)
-{
-    const prof_idx *x = a, *y = b;
-    if (x->v != y->v)
-        return x->v > y->v ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
 }
 
 int cvm_profit_run(const cvm_profit_params *p, cvm_custtab *ct, cvm_profit_result *res,
@@ -101,14 +89,17 @@ int cvm_profit_run(const cvm_profit_params *p, cvm_custtab *ct, cvm_profit_resul
         if (profit[i] < 0)
             res->negative_profit++;
     }
-    prof_idx *k = cvm_malloc((n ? n : 1) * sizeof *k);
+    cvm_vi *k = cvm_malloc((n ? n : 1) * sizeof *k);
     if (k == NULL)
         return CVM_FAIL(err, CVM_ENOMEM, "profit: out of memory");
     for (size_t i = 0; i < n; i++) {
         k[i].v = profit[i];
         k[i].i = i;
     }
-    qsort(k, n, sizeof *k, cmp_desc);
+    if (cvm_sort_vi(k, n, true) != CVM_OK) { /* profit descending, ties by customer */
+        cvm_free(k);
+        return CVM_FAIL(err, CVM_ENOMEM, "profit: out of memory");
+    }
     double total = res->total_profit, run = 0;
     bool reached = !(total > 0);
     for (size_t r = 0; r < n; r++) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "keysort.h"
 #include "parallel.h"
 
 /* Scores for 5 bins in the style of the common RFM segment maps (Putler,
@@ -87,19 +88,6 @@ int cvm_rfm_qcut_bin(size_t k, size_t n, int bins)
     return b;
 }
 
-typedef struct key_idx {
-    double v;
-    size_t i;
-} key_idx;
-
-static int cmp_key(const void *a, const void *b)
-{
-    const key_idx *x = a, *y = b;
-    if (x->v != y->v)
-        return x->v < y->v ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, cvm_err *err)
 {
     const char *why = cvm_rfm_params_check(p);
@@ -133,7 +121,7 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
 #pragma omp parallel for num_threads(cvm_threads(p->threads)) schedule(dynamic, 1) default(none) \
     shared(src, dst, scored, nomem, cr, n, p, res)
     for (int meas = 0; meas < 3; meas++) {
-        key_idx *k = cvm_malloc((n ? n : 1) * sizeof *k);
+        cvm_vi *k = cvm_malloc((n ? n : 1) * sizeof *k);
         if (k == NULL) {
 #pragma omp atomic write
             nomem = 1;
@@ -149,7 +137,12 @@ int cvm_rfm_run(const cvm_rfm_params *p, cvm_custtab *ct, cvm_rfm_result *res, c
         }
         scored[meas] = m;
         /* Stable order by value then id: rank(method="first"). */
-        qsort(k, m, sizeof *k, cmp_key);
+        if (cvm_sort_vi(k, m, false) != CVM_OK) {
+            cvm_free(k);
+#pragma omp atomic write
+            nomem = 1;
+            continue;
+        }
         int bins = p->bins;
         double edges[CVM_RFM_MAX_BINS + 1];
         qcut_edges(m, bins, edges);
