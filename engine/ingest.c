@@ -61,11 +61,13 @@ typedef struct ingest_shared {
  * existing entry, and the merge sees each thread's distinct customers once
  * instead of every chunk's. A chunk still numbers its customers 0.. in
  * order of first appearance (its `cust_list` maps those to thread ids);
- * `stamp` tells whether a thread id was seen in the current chunk parse. */
+ * `seen` tells whether a thread id was seen in the current chunk parse. */
 typedef struct thread_cust {
     cvm_dict *d;
-    uint32_t *stamp;   /* per thread id: epoch of the chunk parse that last saw it */
-    int32_t *local;    /* per thread id: its number in that chunk */
+    struct seen {
+        uint32_t epoch; /* of the chunk parse that last saw this thread id */
+        int32_t local;  /* its number in that chunk (one cache line for both) */
+    } *seen;
     uint8_t *used;     /* per thread id: referenced by a chunk kept (merge) */
     size_t cap;
 } thread_cust;
@@ -362,18 +364,15 @@ static int32_t chunk_customer(chunk *c, const pending *p)
         size_t cap = tc->cap ? tc->cap * 2 : 4096;
         while (cap <= (size_t)tid)
             cap *= 2;
-        uint32_t *st = cvm_reallocarray(tc->stamp, cap, sizeof *st);
-        if (st == NULL)
+        struct seen *sn = cvm_reallocarray(tc->seen, cap, sizeof *sn);
+        if (sn == NULL)
             return -1;
-        tc->stamp = st;
-        int32_t *lo = cvm_reallocarray(tc->local, cap, sizeof *lo);
-        if (lo == NULL)
-            return -1;
-        tc->local = lo;
-        memset(tc->stamp + tc->cap, 0, (cap - tc->cap) * sizeof *st);
+        tc->seen = sn;
+        memset(tc->seen + tc->cap, 0, (cap - tc->cap) * sizeof *sn);
         tc->cap = cap;
     }
-    if (tc->stamp[tid] != c->epoch) {
+    struct seen *e = &tc->seen[tid];
+    if (e->epoch != c->epoch) {
         if (c->n_cust == c->cap_cust) {
             size_t cap = c->cap_cust ? c->cap_cust * 2 : 1024;
             int32_t *l = cvm_reallocarray(c->cust_list, cap, sizeof *l);
@@ -382,11 +381,11 @@ static int32_t chunk_customer(chunk *c, const pending *p)
             c->cust_list = l;
             c->cap_cust = cap;
         }
-        tc->stamp[tid] = c->epoch;
-        tc->local[tid] = (int32_t)c->n_cust;
+        e->epoch = c->epoch;
+        e->local = (int32_t)c->n_cust;
         c->cust_list[c->n_cust++] = tid;
     }
-    int32_t cid = tc->local[tid];
+    int32_t cid = e->local;
     remember(&c->last[0], p, cid); /* the previous-row cache holds the chunk number */
     return cid;
 }
@@ -1060,8 +1059,7 @@ static void free_thread_customers(ingest_shared *sh)
 {
     for (int i = 0; sh->tc && i < sh->n_tc; i++) {
         cvm_dict_free(sh->tc[i].d);
-        cvm_free(sh->tc[i].stamp);
-        cvm_free(sh->tc[i].local);
+        cvm_free(sh->tc[i].seen);
         cvm_free(sh->tc[i].used);
     }
     cvm_free(sh->tc);
