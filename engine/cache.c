@@ -14,7 +14,7 @@
 #include "alloc.h"
 
 /*
- * File layout (format 2), all integers little-endian as in memory:
+ * File layout (format 3), all integers little-endian as in memory:
  *
  *   header   192 bytes: magic, version, key, row/customer/order counts,
  *            has_cost, the offset of each of the 11 sections and the
@@ -30,7 +30,7 @@
  */
 
 #define MAGIC "CVMCACHE"
-#define VERSION 2u
+#define VERSION 3u
 #define HEADER_BYTES 192u
 #define ALIGN 64u
 enum { N_COLS = 10, S_META = N_COLS, N_SECTIONS = N_COLS + 1 };
@@ -41,6 +41,7 @@ typedef struct header {
     uint64_t key;
     uint64_t n_rows, n_customers, n_orders;
     uint64_t has_cost;
+    uint64_t has_lines;       /* 0: the line section is empty (not kept) */
     uint64_t off[N_SECTIONS]; /* section starts */
     uint64_t end;             /* first byte of the trailer */
 } header;
@@ -250,7 +251,7 @@ int cvm_cache_save(const char *path, uint64_t key, const cvm_txn_table *t, const
                                 n * sizeof *t->day,      n * sizeof *t->product,
                                 n * sizeof *t->quantity, n * sizeof *t->revenue,
                                 n * sizeof *t->cost,     n * sizeof *t->flags,
-                                n * sizeof *t->line,     (nc + 1) * sizeof *t->cust_start};
+                                t->line ? n * sizeof *t->line : 0, (nc + 1) * sizeof *t->cust_start};
     wbuf meta = {0};
     put_meta(&meta, t, rej, st);
     if (meta.bad) {
@@ -268,6 +269,7 @@ int cvm_cache_save(const char *path, uint64_t key, const cvm_txn_table *t, const
     h.n_customers = nc;
     h.n_orders = t->n_orders;
     h.has_cost = t->has_cost;
+    h.has_lines = t->line != NULL;
     uint64_t at = HEADER_BYTES;
     for (int s = 0; s < N_SECTIONS; s++) {
         at = (at + ALIGN - 1) / ALIGN * ALIGN;
@@ -369,8 +371,12 @@ static int map_and_verify(int fd, cvm_cache_file *f, cvm_err *err)
     if (n > ((uint64_t)1 << 40) || nc > INT32_MAX || h->n_orders > INT32_MAX || h->end + 8 != f->size)
         return corrupt(f->path, err);
     const size_t w[N_COLS] = {4, 4, 4, 4, 8, 8, 8, 1, 4, sizeof(size_t)};
+    if (h->has_lines > 1)
+        return corrupt(f->path, err);
     for (int s = 0; s < N_COLS; s++)
         f->len[s] = (size_t)(s < N_COLS - 1 ? n : nc + 1) * w[s];
+    if (!h->has_lines)
+        f->len[8] = 0;
     uint64_t at = HEADER_BYTES;
     for (int s = 0; s < N_SECTIONS; s++) {
         at = (at + ALIGN - 1) / ALIGN * ALIGN;
@@ -463,7 +469,7 @@ int cvm_cache_take(cvm_cache_file *f, cvm_txn_table *t, cvm_rejects *rej, cvm_in
     t->revenue = (double *)(base + h->off[5]);
     t->cost = (double *)(base + h->off[6]);
     t->flags = base + h->off[7];
-    t->line = (uint32_t *)(base + h->off[8]);
+    t->line = h->has_lines ? (uint32_t *)(base + h->off[8]) : NULL;
     t->cust_start = (size_t *)(base + h->off[9]);
     rbuf r = {base + h->off[S_META], (size_t)(h->end - h->off[S_META]), 0, 0};
     t->customers = get_dict(&r);

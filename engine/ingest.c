@@ -35,6 +35,7 @@ void cvm_txn_spec_default(cvm_txn_spec *s)
     s->return_prefix = "";
     s->negative_is_return = true;
     s->chunk_bytes = (size_t)16 << 20;
+    s->keep_lines = true;
 }
 
 enum role { R_CUSTOMER, R_ORDER, R_DATE, R_PRODUCT, R_QTY, R_PRICE, R_REVENUE, R_COST, R_COUNT };
@@ -48,6 +49,7 @@ typedef struct ingest_shared {
     size_t n_fields;
     cvm_datefmt fmt;
     cvm_dict *exclude;        /* read-only during the parallel parse */
+    bool lines;               /* record each row's line (kept, or for duplicates) */
     size_t return_prefix_len;
     int n_threads;
     size_t *row_hint;         /* per thread: rows of its last chunk (a capacity hint) */
@@ -193,7 +195,8 @@ static int chunk_grow(chunk *c, cvm_err *err)
     GROW(rev);
     GROW(cost);
     GROW(flags);
-    GROW(line);
+    if (c->sh->lines)
+        GROW(line);
 #undef GROW
     c->cap = cap;
     return CVM_OK;
@@ -226,7 +229,8 @@ static int chunk_end(void *ctx, cvm_err *err)
     SHRINK(rev);
     SHRINK(cost);
     SHRINK(flags);
-    SHRINK(line);
+    if (c->sh->lines)
+        SHRINK(line);
 #undef SHRINK
     c->cap = n;
     return CVM_OK;
@@ -495,7 +499,8 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     c->rev[i] = rev;
     c->cost[i] = isnan(ucost) ? NAN : ucost * qty;
     c->flags[i] = flags;
-    c->line[i] = (uint32_t)rec->line;
+    if (sh->lines)
+        c->line[i] = (uint32_t)rec->line;
     c->n++;
     return CVM_OK;
 }
@@ -934,7 +939,8 @@ static int sort_within_customers(cvm_txn_table *t, int threads, cvm_err *err)
             PERMUTE(revenue, double);
             PERMUTE(cost, double);
             PERMUTE(flags, uint8_t);
-            PERMUTE(line, uint32_t);
+            if (t->line)
+                PERMUTE(line, uint32_t);
 #undef PERMUTE
         }
         /* Scratch from plain malloc: it never escapes this loop. */
@@ -1075,6 +1081,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     memset(stats, 0, sizeof *stats);
     ingest_shared sh = {0};
     sh.spec = sp;
+    sh.lines = sp->keep_lines || sp->drop_duplicates;
     int rc = cvm_datefmt_compile(sp->date_format, &sh.fmt, err);
     if (rc != CVM_OK)
         return rc;
@@ -1183,7 +1190,7 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     for (size_t k = 0; k < nk && rc == CVM_OK; k++) {
         for (size_t i = 0; i < cs[k]->rej.n; i++)
             cs[k]->rej.items[i].line += chunks.first_line[k];
-        for (size_t i = 0; i < cs[k]->n; i++)
+        for (size_t i = 0; sh.lines && i < cs[k]->n; i++)
             cs[k]->line[i] += (uint32_t)chunks.first_line[k];
         stats->rows += cs[k]->rows;
         stats->utf8_repaired += cs[k]->utf8_repaired;
@@ -1342,8 +1349,8 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     if (rc == CVM_OK) {
         int bad = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) default(none) \
-    shared(out, cs, nk, mm, dest, total, bad)
-        for (int col = 0; col < 9; col++) {
+    shared(out, cs, nk, mm, dest, total, bad, sh)
+        for (int col = 0; col < (sh.lines ? 9 : 8); col++) {
             if (scatter_column(out, cs, nk, &mm, dest, total, col) != CVM_OK) {
 #pragma omp atomic write
                 bad = 1;
@@ -1374,6 +1381,10 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
     stats->seconds_sort = cvm_now() - t2;
     if (rc == CVM_OK && sp->drop_duplicates)
         rc = drop_duplicates(out, sp->path, rej, &stats->duplicates, err);
+    if (!sp->keep_lines) { /* they were only for the duplicates' reports */
+        cvm_free(out->line);
+        out->line = NULL;
+    }
     if (rc == CVM_OK && stats->duplicates)
         stats->accepted -= stats->duplicates;
     if (rc == CVM_OK && sh.col[R_ORDER] < 0) {

@@ -39,7 +39,8 @@ typedef struct cvm_txn_table {
     double *revenue;     /* line revenue: quantity x unit price, or the revenue column */
     double *cost;        /* line cost of goods; NAN when unknown */
     uint8_t *flags;      /* CVM_TXN_* */
-    uint32_t *line;      /* physical line in the input file */
+    uint32_t *line;      /* physical line in the input file; NULL unless the
+                            ingest spec kept them (keep_lines) */
     size_t n_customers;  /* == cvm_dict_size(customers) */
     size_t *cust_start;  /* n_customers + 1 offsets */
     cvm_dict *customers; /* id strings, in index order (sorted) */

@@ -628,6 +628,7 @@ static int ingest(run *R, cvm_err *err)
     sp.exclude_products = ex;
     sp.n_exclude = nx;
     sp.drop_duplicates = cvm_config_bool(c, "cleaning.drop_duplicates");
+    sp.keep_lines = false; /* no stage reads the line numbers */
     sp.chunk_bytes = (size_t)cvm_config_int(c, "input.transactions.chunk_mb") << 20;
     sp.threads = R->threads;
     sp.partitions = (unsigned)cvm_config_int(c, "job.partitions");

@@ -87,6 +87,7 @@ static void test_checksum_is_xxh3(void **state)
 }
 
 /* A small table with rejects, returns and a cost-less line. */
+static bool sample_lines = true; /* keep_lines of the sample's ingest */
 static void ingest_sample(cvm_txn_table *t, cvm_rejects *rej, cvm_ingest_stats *st)
 {
     char *p = cvm_test_path(dir, "t.csv");
@@ -102,6 +103,7 @@ static void ingest_sample(cvm_txn_table *t, cvm_rejects *rej, cvm_ingest_stats *
     cvm_txn_spec_default(&sp);
     sp.path = p;
     sp.return_prefix = "RT";
+    sp.keep_lines = sample_lines;
     cvm_err err = {0};
     memset(rej, 0, sizeof *rej);
     assert_int_equal(cvm_ingest_transactions(&sp, NULL, t, rej, st, &err), CVM_OK);
@@ -126,7 +128,9 @@ static void assert_tables_equal(const cvm_txn_table *a, const cvm_txn_table *b)
     SAME_ARRAY(a->revenue, b->revenue, n);
     SAME_ARRAY(a->cost, b->cost, n);
     SAME_ARRAY(a->flags, b->flags, n);
-    SAME_ARRAY(a->line, b->line, n);
+    assert_int_equal(a->line == NULL, b->line == NULL);
+    if (a->line)
+        SAME_ARRAY(a->line, b->line, n);
     SAME_ARRAY(a->cust_start, b->cust_start, a->n_customers + 1);
     assert_int_equal(cvm_dict_size(a->customers), cvm_dict_size(b->customers));
     for (size_t i = 0; i < cvm_dict_size(a->customers); i++)
@@ -215,6 +219,28 @@ static void test_round_trip(void **state)
     saved_clear(&sv);
 }
 
+/* A table without line numbers (what the job runner keeps) saves and loads
+ * without them. */
+static void test_round_trip_without_lines(void **state)
+{
+    (void)state;
+    sample_lines = false;
+    saved sv;
+    save_sample(&sv, "nolines.cvmcache", 5);
+    sample_lines = true;
+    assert_null(sv.t.line);
+    cvm_txn_table u;
+    cvm_rejects rej2;
+    cvm_ingest_stats st2;
+    cvm_err err = {0};
+    assert_int_equal(cvm_cache_load(sv.path, 5, &u, &rej2, &st2, "t.csv", &err), CVM_OK);
+    assert_null(u.line);
+    assert_tables_equal(&sv.t, &u);
+    cvm_txn_table_clear(&u);
+    cvm_rejects_clear(&rej2);
+    saved_clear(&sv);
+}
+
 static void test_corruption_detected(void **state)
 {
     (void)state;
@@ -269,6 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_checksum_is_xxh3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_without_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corruption_detected, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
