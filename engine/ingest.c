@@ -1404,14 +1404,21 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         out->n_orders = (size_t)next;
     }
     if (rc == CVM_OK) {
-        for (size_t r = 0; r < out->n_rows; r++) {
-            if (out->flags[r] & CVM_TXN_RETURN)
-                stats->returns++;
-            if (out->flags[r] & CVM_TXN_EXCLUDED)
-                stats->excluded++;
-            if (!isnan(out->cost[r]))
-                out->has_cost = true;
+        uint64_t ret = 0, exc = 0;
+        int any_cost = 0;
+        long nr = (long)out->n_rows;
+        const uint8_t *fl = out->flags;
+        const double *co = out->cost;
+#pragma omp parallel for num_threads(threads) schedule(static) default(none) \
+    shared(nr, fl, co) reduction(+ : ret, exc) reduction(| : any_cost)
+        for (long r = 0; r < nr; r++) {
+            ret += (fl[r] & CVM_TXN_RETURN) != 0;
+            exc += (fl[r] & CVM_TXN_EXCLUDED) != 0;
+            any_cost |= !isnan(co[r]);
         }
+        stats->returns += ret;
+        stats->excluded += exc;
+        out->has_cost = any_cost != 0;
     }
     if (rc != CVM_OK)
         cvm_txn_table_clear(out);
