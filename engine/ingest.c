@@ -1223,18 +1223,39 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
                 cvm_dict_intern(out->customers, cvm_dict_str(extra_customers, (int32_t)i),
                                 cvm_dict_len(extra_customers, (int32_t)i)) < 0)
                 rc = CVM_FAIL(err, CVM_ENOMEM, "out of memory merging ids");
-    if (rc == CVM_OK)
-        rc = merge_customers(out->customers, &sh, cs, nk, mm.cust, err);
-    free_thread_customers(&sh);
-    if (rc == CVM_OK && sh.col[R_ORDER] >= 0)
-        rc = merge_dict(out->orders, &out->n_orders, cs, nk, 1, mm.order, threads, err);
-    if (rc == CVM_OK && sh.col[R_PRODUCT] >= 0)
-        rc = merge_dict(out->products, &n_unique, cs, nk, 2, mm.prod, threads, err);
+    /* Customers on one thread, orders and products on the other: each side
+     * is mostly serial work (the order merge runs its partitions on
+     * whatever threads are left, none when both sides are busy). */
     int32_t *crank = NULL, *prank = NULL;
-    if (rc == CVM_OK)
-        rc = sort_dict(&out->customers, &crank, err);
-    if (rc == CVM_OK)
-        rc = sort_dict(&out->products, &prank, err);
+    int rc_c = rc, rc_o = rc;
+    cvm_err err_c = {0}, err_o = {0};
+    ingest_shared *shp = &sh;
+#pragma omp parallel sections num_threads(threads > 1 ? 2 : 1) default(none) \
+    shared(rc_c, rc_o, err_c, err_o, out, shp, cs, nk, mm, crank, prank, n_unique, threads)
+    {
+#pragma omp section
+        {
+            if (rc_c == CVM_OK)
+                rc_c = merge_customers(out->customers, shp, cs, nk, mm.cust, &err_c);
+            free_thread_customers(shp);
+            if (rc_c == CVM_OK)
+                rc_c = sort_dict(&out->customers, &crank, &err_c);
+        }
+#pragma omp section
+        {
+            if (rc_o == CVM_OK && shp->col[R_ORDER] >= 0)
+                rc_o = merge_dict(out->orders, &out->n_orders, cs, nk, 1, mm.order, threads, &err_o);
+            if (rc_o == CVM_OK && shp->col[R_PRODUCT] >= 0)
+                rc_o = merge_dict(out->products, &n_unique, cs, nk, 2, mm.prod, threads, &err_o);
+            if (rc_o == CVM_OK)
+                rc_o = sort_dict(&out->products, &prank, &err_o);
+        }
+    }
+    if (rc == CVM_OK && (rc_c != CVM_OK || rc_o != CVM_OK)) {
+        rc = rc_c != CVM_OK ? rc_c : rc_o;
+        if (err)
+            *err = rc_c != CVM_OK ? err_c : err_o;
+    }
     if (rc == CVM_OK) {
         for (size_t k = 0; k < nk; k++) {
             size_t m = cs[k]->n_cust;
