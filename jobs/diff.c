@@ -828,4 +828,5 @@ static int changes_run(cvm_publish_ctx *ctx, cvm_err *err)
 
 const cvm_publisher cvm_publisher_changes = {
     "changes", changes_schema, sizeof changes_schema / sizeof changes_schema[0], NULL, changes_run,
+    "output.changes.enabled",
 };

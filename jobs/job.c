@@ -1164,6 +1164,8 @@ static int publish(run *R, const char *status, cvm_err *err)
             prev_dir = link;
         }
         for (const cvm_publisher *const *pb = cvm_job_publishers; rc == CVM_OK && *pb; pb++) {
+            if ((*pb)->enabled_key && !cvm_config_bool(R->cfg, (*pb)->enabled_key))
+                continue;
             cvm_publish_ctx pc = {R->cfg, cfg_source(R->cfg), R->rd.tmp_path, R->rd.run_id,
                                   R->rd.out_dir, prev_dir, S, R->log, R->threads};
             rc = (*pb)->run(&pc, err);

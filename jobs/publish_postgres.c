@@ -589,4 +589,5 @@ static int pg_run(cvm_publish_ctx *ctx, cvm_err *err)
 
 const cvm_publisher cvm_publisher_postgres = {
     "postgres", pg_schema, sizeof pg_schema / sizeof pg_schema[0], pg_check, pg_run,
+    "output.postgres.enabled",
 };

@@ -1387,4 +1387,5 @@ static int report_run(cvm_publish_ctx *ctx, cvm_err *err)
 
 const cvm_publisher cvm_publisher_report = {
     "report", report_schema, sizeof report_schema / sizeof report_schema[0], NULL, report_run,
+    "output.report",
 };

@@ -378,4 +378,5 @@ static int sqlite_run(cvm_publish_ctx *ctx, cvm_err *err)
 
 const cvm_publisher cvm_publisher_sqlite = {
     "sqlite", sqlite_schema, sizeof sqlite_schema / sizeof sqlite_schema[0], NULL, sqlite_run,
+    "output.sqlite",
 };

@@ -37,7 +37,9 @@ typedef struct cvm_publisher {
     const cvm_cfg_key *schema;  /* its keys, under "output." */
     size_t schema_len;
     int (*check)(const cvm_config *cfg, const char *source, cvm_err *err);  /* may be NULL */
-    int (*run)(cvm_publish_ctx *ctx, cvm_err *err);  /* decides itself whether it is enabled */
+    int (*run)(cvm_publish_ctx *ctx, cvm_err *err);
+    const char *enabled_key;    /* the bool key that switches it on: when false the
+                                   job runner skips it (no run, no timing, no log) */
 } cvm_publisher;
 
 /** @brief The publishers in run order, NULL-terminated. */
