@@ -3,6 +3,9 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1498,6 +1501,11 @@ int cvm_job_run(const cvm_job_opts *o, cvm_log *log, cvm_job_report *rep, cvm_er
     const cvm_config *c = R.cfg;
     rc = build_params(c, &R.jp, err);
     R.threads = cvm_threads((int)cvm_config_int(c, "job.threads"));
+#ifdef _OPENMP
+    /* Loops that take OpenMP's default team (checksums of cache sections,
+     * reductions over the table) follow the job's thread count too. */
+    omp_set_num_threads(R.threads);
+#endif
     R.path_txn = resolve_path(c, "input.transactions.path");
     R.path_cust = resolve_path(c, "input.customers.path");
     R.path_prod = resolve_path(c, "input.products.path");

@@ -29,9 +29,13 @@ const char *cvm_purchases_params_check(const cvm_purchases_params *p)
 int32_t cvm_purchases_default_as_of(const cvm_txn_table *t)
 {
     int32_t last = CVM_DATE_NONE;
-    for (size_t r = 0; r < t->n_rows; r++)
-        if (!(t->flags[r] & (CVM_TXN_RETURN | CVM_TXN_EXCLUDED)) && t->day[r] > last)
-            last = t->day[r];
+    long n = (long)t->n_rows;
+    const uint8_t *fl = t->flags;
+    const int32_t *day = t->day;
+#pragma omp parallel for schedule(static) default(none) shared(n, fl, day) reduction(max : last)
+    for (long r = 0; r < n; r++)
+        if (!(fl[r] & (CVM_TXN_RETURN | CVM_TXN_EXCLUDED)) && day[r] > last)
+            last = day[r];
     return last == CVM_DATE_NONE ? CVM_DATE_NONE : last + 1;
 }
 
