@@ -84,6 +84,23 @@ typedef struct last_key {
     char tail[48];   /* bytes 16..len-1 when 16 < len <= 64 */
 } last_key;
 
+/* Products change on every line (the previous-row check rarely helps), but
+ * a chunk sees only a few thousand of them: a direct-mapped cache of ids by
+ * the whole key of ids up to 16 bytes (cvm_dict_key16 and the length)
+ * answers most lines without hashing or probing the dictionary. */
+enum { PCACHE_BITS = 12 };
+typedef struct pcache_entry {
+    uint64_t k0, k1;
+    uint32_t len; /* UINT32_MAX: empty */
+    int32_t id;
+} pcache_entry;
+
+static inline size_t pcache_slot(uint64_t k0, uint64_t k1, size_t len)
+{
+    uint64_t h = (k0 ^ (k1 * 0x9E3779B97F4A7C15ULL) ^ len) * 0xD6E8FEB86659FD93ULL;
+    return (size_t)(h >> (64 - PCACHE_BITS));
+}
+
 /* Per-chunk results: columns with chunk-local ids, merged afterwards in
  * chunk order so the outcome equals a serial parse. */
 typedef struct chunk {
@@ -96,6 +113,7 @@ typedef struct chunk {
     thread_cust *tcust;       /* the parsing thread's customers */
     int thread;               /* index of the parsing thread */
     uint32_t epoch;
+    struct pcache_entry *pcache; /* products seen, by their short key (below) */
     int32_t *cust_list;       /* chunk customer number -> thread id */
     size_t n_cust, cap_cust;
     last_key last[3];     /* customer (chunk number), order, product */
@@ -123,6 +141,7 @@ static void chunk_free(chunk *c)
     cvm_free(c->flags);
     cvm_free(c->line);
     cvm_free(c->cust_list);
+    cvm_free(c->pcache);
     cvm_dict_free(c->dorder);
     cvm_dict_free(c->dprod);
     cvm_rejects_clear(&c->rej);
@@ -143,6 +162,10 @@ static void *chunk_begin(void *user, size_t k)
      * unifies the rare order that comes back later in the chunk. */
     c->dorder = cvm_dict_new_list(4096);
     c->dprod = cvm_dict_new(1024);
+    /* Optional: without it every product goes to the dictionary. */
+    c->pcache = cvm_malloc(((size_t)1 << PCACHE_BITS) * sizeof *c->pcache);
+    for (size_t i = 0; c->pcache && i < ((size_t)1 << PCACHE_BITS); i++)
+        c->pcache[i].len = UINT32_MAX;
 #ifdef _OPENMP
     int t = omp_get_thread_num();
 #else
@@ -420,8 +443,27 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     intern_prepare(c->tcust->d, &c->last[0], rec->field[col[R_CUSTOMER]], rec->len[col[R_CUSTOMER]], &pc);
     if (col[R_ORDER] >= 0)
         intern_prepare(c->dorder, &c->last[1], rec->field[col[R_ORDER]], rec->len[col[R_ORDER]], &po);
-    if (col[R_PRODUCT] >= 0)
-        intern_prepare(c->dprod, &c->last[2], rec->field[col[R_PRODUCT]], rec->len[col[R_PRODUCT]], &pp);
+    pcache_entry *pe = NULL;
+    int32_t pid = -1;
+    if (col[R_PRODUCT] >= 0) {
+        const char *ps = rec->field[col[R_PRODUCT]];
+        size_t pl = rec->len[col[R_PRODUCT]];
+        if (pl <= 16 && c->pcache) {
+            uint64_t k0, k1;
+            cvm_dict_key16(ps, pl, &k0, &k1);
+            pe = &c->pcache[pcache_slot(k0, k1, pl)];
+            if (pe->len == pl && pe->k0 == k0 && pe->k1 == k1) {
+                pid = pe->id;
+            } else {
+                pe->k0 = k0;
+                pe->k1 = k1;
+                pe->len = (uint32_t)pl;
+                pe->id = -1; /* filled once interned below */
+            }
+        }
+        if (pid < 0)
+            intern_prepare(c->dprod, &c->last[2], ps, pl, &pp);
+    }
     int32_t day;
     int dc = col[R_DATE];
     if (rec->len[dc] == 0)
@@ -461,11 +503,14 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
         CVM_TRY(chunk_grow(c, err));
     size_t i = c->n;
     int32_t cid = pc.hit ? c->last[0].id : chunk_customer(c, &pc);
-    int32_t oid = -1, pid = -1;
+    int32_t oid = -1;
     if (col[R_ORDER] >= 0)
         oid = intern_finish(c, c->dorder, &c->last[1], &po);
-    if (col[R_PRODUCT] >= 0)
+    if (col[R_PRODUCT] >= 0 && pid < 0) {
         pid = intern_finish(c, c->dprod, &c->last[2], &pp);
+        if (pe)
+            pe->id = pid;
+    }
     if (cid < 0 || (col[R_ORDER] >= 0 && oid < 0) || (col[R_PRODUCT] >= 0 && pid < 0))
         return CVM_FAIL(err, CVM_ENOMEM, "out of memory interning ids");
     uint8_t flags = 0;
