@@ -1416,7 +1416,13 @@ int cvm_ingest_transactions(const cvm_txn_spec *sp, const cvm_dict *extra_custom
         int bad = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1) default(none) \
     shared(out, cs, nk, mm, dest, total, bad, sh)
-        for (int col = 0; col < (sh.lines ? 9 : 8); col++) {
+        for (int j = 0; j < 9; j++) {
+            /* Widest columns first (doubles, then 4-byte ids, the byte of
+             * flags last), so the threads finish together. */
+            static const int by_width[9] = {4, 5, 6, 0, 1, 2, 3, 8, 7};
+            int col = by_width[j];
+            if (col == 8 && !sh.lines)
+                continue;
             if (scatter_column(out, cs, nk, &mm, dest, total, col) != CVM_OK) {
 #pragma omp atomic write
                 bad = 1;
