@@ -1,6 +1,7 @@
 #include "mle.h"
 
 #include <gsl/gsl_errno.h>
+#include <gsl/gsl_math.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_multimin.h>
 #include <math.h>
@@ -259,4 +260,57 @@ void cvm_mle_std_errors(const cvm_mle *m, const double *th, const double *g0, do
             se[j] = v > 0 ? sqrt(v) : NAN;
         }
     gsl_matrix_free(H);
+}
+
+bool cvm_mle_fit(const cvm_mle *sub, const cvm_mle *full, const double *starts, int n_starts,
+                 int max_iter, double grad_tol, gsl_vector *best, double *fbest, int *iters,
+                 bool *maxed)
+{
+    const size_t d = full->dim;
+    gsl_vector *x = gsl_vector_alloc(d), *t1 = gsl_vector_alloc(d), *t2 = gsl_vector_alloc(d),
+               *t3 = gsl_vector_alloc(d);
+    gsl_matrix *H = gsl_matrix_alloc(d, d);
+    bool ok = x && t1 && t2 && t3 && H;
+    *fbest = GSL_POSINF;
+    *iters = 0;
+    *maxed = false;
+    for (int s = 0; ok && s < n_starts; s++) {
+        for (size_t i = 0; i < d; i++)
+            gsl_vector_set(x, i, log(starts[(size_t)s * d + i]));
+        double f;
+        int it = cvm_mle_simplex(sub, x, max_iter, 1e-2, &f);
+        if (it < 0) {
+            ok = false;
+            break;
+        }
+        *iters += it;
+        if (f < *fbest) {
+            *fbest = f;
+            gsl_vector_memcpy(best, x);
+        }
+    }
+    if (ok && isfinite(*fbest)) {
+        cvm_mle_bfgs(sub, best, max_iter, grad_tol, iters, maxed);
+        /* Newton steps on every observation with the curvature at the
+         * (subsample's) optimum: quadratic convergence when sub is full,
+         * linear at the rate of the subsample's error otherwise. */
+        int steps = max_iter < 50 ? max_iter : 50;
+        bool done = cvm_mle_hess_chol(sub, best, H, t1, t2, t3) &&
+                    cvm_mle_newton(full, best, H, steps, grad_tol, iters);
+        if (!done)
+            done = cvm_mle_bfgs(full, best, max_iter, grad_tol, iters, maxed);
+        if (!done) {
+            /* A second chance: the simplex on everyone, then BFGS again. */
+            double f;
+            int it = cvm_mle_simplex(full, best, max_iter, 1e-8, &f);
+            *iters += it > 0 ? it : 0;
+            cvm_mle_bfgs(full, best, max_iter, grad_tol, iters, maxed);
+        }
+    }
+    gsl_vector_free(x);
+    gsl_vector_free(t1);
+    gsl_vector_free(t2);
+    gsl_vector_free(t3);
+    gsl_matrix_free(H);
+    return ok;
 }

@@ -51,6 +51,17 @@ bool cvm_mle_hess_chol(const cvm_mle *m, const gsl_vector *x, gsl_matrix *H, gsl
  *  backtracking; true when the gradient test passed. */
 bool cvm_mle_newton(const cvm_mle *m, gsl_vector *x, const gsl_matrix *L, int max_steps,
                     double grad_tol, int *iters);
+/** @brief The whole fit both models use. Multi-start Nelder-Mead on `sub`
+ *  (a subsample, or everyone) from starts[k][dim] (natural parameters,
+ *  n_starts of them), BFGS from the best, then Newton steps on `full` with
+ *  the subsample's curvature; when those do not pass the gradient test,
+ *  BFGS on `full`, and as a last chance the simplex and BFGS again. best
+ *  (log-parameters) receives the result, *fbest the best start's value
+ *  (not finite: no start worked), *iters all iterations, *maxed whether an
+ *  iteration bound stopped BFGS. Returns false only on allocation failure. */
+bool cvm_mle_fit(const cvm_mle *sub, const cvm_mle *full, const double *starts, int n_starts,
+                 int max_iter, double grad_tol, gsl_vector *best, double *fbest, int *iters,
+                 bool *maxed);
 /** @brief Largest |component| of the objective's gradient in
  *  log-parameters, from g = d loglik / d theta at theta. */
 double cvm_mle_grad_norm(const cvm_mle *m, const double *theta, const double *g);

@@ -270,33 +270,6 @@ static cvm_mle mle_of(const prep *P)
     return m;
 }
 
-static int run_simplex(prep *P, gsl_vector *x, int max_iter, double size_tol, double *f)
-{
-    cvm_mle m = mle_of(P);
-    return cvm_mle_simplex(&m, x, max_iter, size_tol, f);
-}
-
-static bool run_bfgs(prep *P, gsl_vector *x, int max_iter, double grad_tol, int *iters,
-                     bool *maxed)
-{
-    cvm_mle m = mle_of(P);
-    return cvm_mle_bfgs(&m, x, max_iter, grad_tol, iters, maxed);
-}
-
-static bool hess_chol(prep *P, const gsl_vector *x, gsl_matrix *H, gsl_vector *tmp,
-                      gsl_vector *gp, gsl_vector *gm)
-{
-    cvm_mle m = mle_of(P);
-    return cvm_mle_hess_chol(&m, x, H, tmp, gp, gm);
-}
-
-static bool run_newton(prep *P, gsl_vector *x, const gsl_matrix *L, int max_steps, double grad_tol,
-                       int *iters)
-{
-    cvm_mle m = mle_of(P);
-    return cvm_mle_newton(&m, x, L, max_steps, grad_tol, iters);
-}
-
 static double grad_norm(const prep *P, const cvm_gammagamma_params *p, const double g[3])
 {
     cvm_mle m = mle_of(P);
@@ -327,16 +300,14 @@ int cvm_gammagamma_fit(const cvm_gammagamma_opts *o, const cvm_gammagamma_data *
         return CVM_FAIL(err, CVM_EINVAL, "%s", why);
     prep full, samp;
     memset(&samp, 0, sizeof samp);
-    gsl_vector *x = gsl_vector_alloc(3), *best = gsl_vector_alloc(3);
-    gsl_vector *t1 = gsl_vector_alloc(3), *t2 = gsl_vector_alloc(3), *t3 = gsl_vector_alloc(3);
-    gsl_matrix *H = gsl_matrix_alloc(3, 3);
+    gsl_vector *best = gsl_vector_alloc(3);
     int rc = prep_init(&full, d, 1, o->threads);
     res->n_used = full.n;
     size_t stride = o->start_sample && full.n > o->start_sample
                         ? (full.n + o->start_sample - 1) / o->start_sample : 1;
     if (rc == CVM_OK && stride > 1)
         rc = prep_init(&samp, d, stride, o->threads);
-    if (rc != CVM_OK || !x || !best || !t1 || !t2 || !t3 || !H) {
+    if (rc != CVM_OK || !best) {
         rc = CVM_ENOMEM;
         goto out;
     }
@@ -355,44 +326,14 @@ int cvm_gammagamma_fit(const cvm_gammagamma_opts *o, const cvm_gammagamma_data *
         {1, 2, mbar}, {5, 4, 3 * mbar / 5}, {1, 1, 1},
         {10, 10, 0.9 * mbar}, {0.5, 1.5, mbar}, {2, 20, 9.5 * mbar},
     };
-    double fbest = GSL_POSINF;
-    int iters = 0;
-    for (int s = 0; s < o->n_starts; s++) {
-        for (int i = 0; i < 3; i++)
-            gsl_vector_set(x, (size_t)i, log(starts[s][i]));
-        double f;
-        int it = run_simplex(S, x, o->max_iter, 1e-2, &f);
-        if (it < 0) {
-            rc = CVM_ENOMEM;
-            goto out;
-        }
-        iters += it;
-        if (f < fbest) {
-            fbest = f;
-            gsl_vector_memcpy(best, x);
-        }
-    }
-    bool maxed = false, done;
-    if (isfinite(fbest)) {
-        run_bfgs(S, best, o->max_iter, o->grad_tol, &iters, &maxed);
-        /* Newton steps on every customer with the curvature at the
-         * (subsample's) optimum: quadratic convergence when S is everyone,
-         * linear at the rate of the subsample's error otherwise. */
-        {
-            int steps = o->max_iter < 50 ? o->max_iter : 50;
-            done = hess_chol(S, best, H, t1, t2, t3) &&
-                   run_newton(&full, best, H, steps, o->grad_tol, &iters);
-            if (!done)
-                done = run_bfgs(&full, best, o->max_iter, o->grad_tol, &iters, &maxed);
-        }
-        if (!done) {
-            double f;
-            int it = run_simplex(&full, best, o->max_iter, 1e-8, &f);
-            iters += it > 0 ? it : 0;
-            run_bfgs(&full, best, o->max_iter, o->grad_tol, &iters, &maxed);
-        }
-    }
-    res->iterations = iters;
+    double fbest;
+    bool maxed;
+    cvm_mle ms = mle_of(S), mf = mle_of(&full);
+    if (!cvm_mle_fit(&ms, &mf, &starts[0][0], o->n_starts, o->max_iter, o->grad_tol, best, &fbest,
+                     &res->iterations, &maxed))
+        rc = CVM_ENOMEM;
+    if (rc != CVM_OK)
+        goto out;
     cvm_gammagamma_params p;
     if (!isfinite(fbest) || !to_params(best, &p)) {
         res->status = "no_progress";
@@ -413,12 +354,7 @@ int cvm_gammagamma_fit(const cvm_gammagamma_opts *o, const cvm_gammagamma_data *
 out:
     prep_clear(&full);
     prep_clear(&samp);
-    gsl_vector_free(x);
     gsl_vector_free(best);
-    gsl_vector_free(t1);
-    gsl_vector_free(t2);
-    gsl_vector_free(t3);
-    gsl_matrix_free(H);
     if (rc != CVM_OK)
         return CVM_FAIL(err, CVM_ENOMEM, "gammagamma: out of memory for %zu customers", d->n);
     return CVM_OK;
