@@ -1677,6 +1677,29 @@ static int text_flush(gen_text *t, gen_out *o, cvm_err *err)
     return rc;
 }
 
+/* Appends a line of n bytes to t, writing t out past 1 MiB. */
+static int text_line(gen_text *t, gen_out *o, const char *line, size_t n, cvm_err *err)
+{
+    char *p = text_room(t, n);
+    if (p == NULL)
+        return text_flush(t, o, err); /* reports the out-of-memory */
+    memcpy(p, line, n);
+    t->len += n;
+    return t->len > (1u << 20) ? text_flush(t, o, err) : CVM_OK;
+}
+
+/* Writes out what t holds, closes o when everything went well (rc) and
+ * releases it either way; returns the file's status. */
+static int text_finish(gen_text *t, gen_out *o, int rc, cvm_err *err)
+{
+    if (rc == CVM_OK)
+        rc = text_flush(t, o, err);
+    if (rc == CVM_OK)
+        rc = out_close(o, err);
+    out_release(o);
+    return rc;
+}
+
 static void customer_name(const gen_ctx *g, size_t i, char *out, size_t cap)
 {
     static const char *const first[] = {"Anna", "Jean", "Marie", "Lukas", "Sophie", "François",
@@ -1793,11 +1816,7 @@ static int write_customers(const gen_ctx *g, const char *dir, cvm_err *err)
         if (t.len > (1u << 20))
             rc = text_flush(&t, &o, err);
     }
-    if (rc == CVM_OK)
-        rc = text_flush(&t, &o, err);
-    if (rc == CVM_OK)
-        rc = out_close(&o, err);
-    out_release(&o);
+    rc = text_finish(&t, &o, rc, err);
     cvm_free(t.buf);
     return rc;
 }
@@ -1827,11 +1846,7 @@ static int write_products(const gen_ctx *g, const char *dir, cvm_err *err)
         *p++ = '\n';
         t.len = (size_t)(p - t.buf);
     }
-    if (rc == CVM_OK)
-        rc = text_flush(&t, &o, err);
-    if (rc == CVM_OK)
-        rc = out_close(&o, err);
-    out_release(&o);
+    rc = text_finish(&t, &o, rc, err);
     cvm_free(t.buf);
     return rc;
 }
@@ -2005,19 +2020,9 @@ static int write_truth(const gen_ctx *g, const char *dir, cvm_err *err)
             continue;
         int n = snprintf(line, sizeof line, "%s,%s,%s,%.2f,%d\n", g->cid[i], type_name[c->type],
                          seg_name[c->seg], c->cycle, c->seg == S_LAPSED);
-        char *p = text_room(&t, (size_t)n);
-        if (p == NULL)
-            break;
-        memcpy(p, line, (size_t)n);
-        t.len += (size_t)n;
-        if (t.len > (1u << 20))
-            rc = text_flush(&t, &o, err);
+        rc = text_line(&t, &o, line, (size_t)n, err);
     }
-    if (rc == CVM_OK)
-        rc = text_flush(&t, &o, err);
-    if (rc == CVM_OK)
-        rc = out_close(&o, err);
-    out_release(&o);
+    rc = text_finish(&t, &o, rc, err);
 
     /* truth_bundles.csv */
     if (rc == CVM_OK)
@@ -2033,11 +2038,9 @@ static int write_truth(const gen_ctx *g, const char *dir, cvm_err *err)
         }
         int n = snprintf(line, sizeof line, "B%d,%s,%.17g,%.17g\n", b + 1, prods, bu->support,
                          bu->lift);
-        rc = out_write(&o, line, (size_t)n, err);
+        rc = text_line(&t, &o, line, (size_t)n, err);
     }
-    if (rc == CVM_OK)
-        rc = out_close(&o, err);
-    out_release(&o);
+    rc = text_finish(&t, &o, rc, err);
 
     /* truth_cycles.csv */
     if (rc == CVM_OK)
@@ -2057,24 +2060,14 @@ static int write_truth(const gen_ctx *g, const char *dir, cvm_err *err)
                     idx[a] = idx[b];
                     idx[b] = tmp;
                 }
-        for (int k = 0; k < c->ncore; k++) {
+        for (int k = 0; rc == CVM_OK && k < c->ncore; k++) {
             int j = idx[k];
             int n = snprintf(line, sizeof line, "%s,%s,%.2f\n", g->cid[i], g->pid[c->core[j]],
                              c->cycle * c->core_m[j]);
-            char *p = text_room(&t, (size_t)n);
-            if (p == NULL)
-                break;
-            memcpy(p, line, (size_t)n);
-            t.len += (size_t)n;
+            rc = text_line(&t, &o, line, (size_t)n, err);
         }
-        if (t.len > (1u << 20))
-            rc = text_flush(&t, &o, err);
     }
-    if (rc == CVM_OK)
-        rc = text_flush(&t, &o, err);
-    if (rc == CVM_OK)
-        rc = out_close(&o, err);
-    out_release(&o);
+    rc = text_finish(&t, &o, rc, err);
 
     /* truth_bad_rows.csv */
     if (rc == CVM_OK)
@@ -2092,11 +2085,7 @@ static int write_truth(const gen_ctx *g, const char *dir, cvm_err *err)
         *p++ = '\n';
         t.len = (size_t)(p - t.buf);
     }
-    if (rc == CVM_OK)
-        rc = text_flush(&t, &o, err);
-    if (rc == CVM_OK)
-        rc = out_close(&o, err);
-    out_release(&o);
+    rc = text_finish(&t, &o, rc, err);
     cvm_free(t.buf);
     return rc;
 }
