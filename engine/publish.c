@@ -99,6 +99,24 @@ char *cvm_rundir_path(const cvm_rundir *rd, const char *name)
     return join(rd->tmp_path, name);
 }
 
+FILE *cvm_rundir_create(const cvm_rundir *rd, const char *name, char **path, cvm_err *err)
+{
+    *path = cvm_rundir_path(rd, name);
+    if (*path == NULL) {
+        CVM_FAIL(err, CVM_ENOMEM, "out of memory");
+        return NULL;
+    }
+    FILE *f = fopen(*path, "wb");
+    if (f == NULL) {
+        CVM_FAIL(err, CVM_EIO, "%s: cannot create: %s", *path, strerror(errno));
+        cvm_free(*path);
+        *path = NULL;
+        return NULL;
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 16);
+    return f;
+}
+
 static void fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY);

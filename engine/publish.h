@@ -35,6 +35,10 @@ typedef struct cvm_rundir {
 int cvm_rundir_begin(const char *out_dir, const char *job_name, cvm_rundir *rd, cvm_err *err);
 /** @brief malloc'd path of a file inside the (temporary) run directory. */
 char *cvm_rundir_path(const cvm_rundir *rd, const char *name);
+/** @brief Create file `name` in the run directory for writing (64 KiB
+ *  buffer); *path receives its malloc'd path for messages and
+ *  cvm_publish_close. NULL (and *path NULL) on error, with err set. */
+FILE *cvm_rundir_create(const cvm_rundir *rd, const char *name, char **path, cvm_err *err);
 int cvm_rundir_commit(cvm_rundir *rd, cvm_err *err);
 /** @brief Remove the temporary directory of an uncommitted run. */
 void cvm_rundir_abort(cvm_rundir *rd);

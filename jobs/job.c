@@ -1410,10 +1410,10 @@ static int sweep(run *R, cvm_err *err)
     R->as_of = base_as_of;
     /* sweep.csv: the grid values, then every figure seen, in first-seen order. */
     if (rc == CVM_OK) {
-        char *path = cvm_rundir_path(&R->rd, "sweep.csv");
-        FILE *f = path ? fopen(path, "wb") : NULL;
+        char *path;
+        FILE *f = cvm_rundir_create(&R->rd, "sweep.csv", &path, err);
         if (f == NULL) {
-            rc = CVM_FAIL(err, CVM_EIO, "cannot create %s", path ? path : "sweep.csv");
+            rc = err->status;
         } else {
             size_t nf = json_object_size(names);
             const char **order = cvm_calloc(nf ? nf : 1, sizeof *order);

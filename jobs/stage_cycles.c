@@ -221,15 +221,10 @@ static int holdout_report(const cvm_stage_ctx *ctx, const cvm_bgnbd_opts *bo, in
 
 static int write_pairs(const cvm_stage_ctx *ctx, const cvm_cycle_pair *pr, size_t np, cvm_err *err)
 {
-    char *path = cvm_rundir_path(ctx->rd, "cycles.csv");
-    if (path == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "cycles: out of memory");
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        int rc = CVM_FAIL(err, CVM_EIO, "%s: cannot create", path);
-        cvm_free(path);
-        return rc;
-    }
+    char *path;
+    FILE *f = cvm_rundir_create(ctx->rd, "cycles.csv", &path, err);
+    if (f == NULL)
+        return err->status;
     fputs("customer_id,product_id,n_purchases,mean_interval_days,median_interval_days,interval_cv,"
           "last_purchase,next_reorder,days_overdue\n", f);
     for (size_t i = 0; i < np; i++) {

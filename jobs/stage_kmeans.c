@@ -354,15 +354,10 @@ static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null();
 
 static int write_k_csv(const cvm_stage_ctx *ctx, const cvm_kmeans_kscore *t, size_t m, cvm_err *err)
 {
-    char *path = cvm_rundir_path(ctx->rd, "kmeans_k.csv");
-    if (path == NULL)
-        return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        int rc = CVM_FAIL(err, CVM_EIO, "%s: cannot create", path);
-        cvm_free(path);
-        return rc;
-    }
+    char *path;
+    FILE *f = cvm_rundir_create(ctx->rd, "kmeans_k.csv", &path, err);
+    if (f == NULL)
+        return err->status;
     fputs("k,inertia,silhouette,calinski_harabasz,davies_bouldin,stability,iterations,chosen\n", f);
     for (size_t i = 0; i < m; i++) {
         fprintf(f, "%zu,", t[i].k);
@@ -400,19 +395,14 @@ static int write_clusters_csv(const cvm_stage_ctx *ctx, const fit_data *fd, cvm_
 {
     const size_t m = fd->m, d = fd->d, k = fd->k;
     const feature *F = fd->kp->f;
-    char *path = cvm_rundir_path(ctx->rd, "clusters.csv");
     double *vals = cvm_malloc((m ? m : 1) * sizeof *vals);
-    if (path == NULL || vals == NULL) {
-        cvm_free(path);
-        cvm_free(vals);
+    if (vals == NULL)
         return CVM_FAIL(err, CVM_ENOMEM, "out of memory");
-    }
-    FILE *f = fopen(path, "w");
+    char *path;
+    FILE *f = cvm_rundir_create(ctx->rd, "clusters.csv", &path, err);
     if (f == NULL) {
-        int rc = CVM_FAIL(err, CVM_EIO, "%s: cannot create", path);
-        cvm_free(path);
         cvm_free(vals);
-        return rc;
+        return err->status;
     }
     fputs("cluster,label,size,share_customers,share_revenue,share_profit,"
           "recency_level,frequency_level,value_level,tenure_level", f);

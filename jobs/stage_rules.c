@@ -229,24 +229,6 @@ static void rule_text(char *buf, size_t len, const cvm_baskets *b, const cvm_ite
         snprintf(buf + n, len - n, " => %s", b->item_id[r->consequent]);
 }
 
-static FILE *open_out(const cvm_stage_ctx *ctx, const char *name, char **path, cvm_err *err)
-{
-    *path = cvm_rundir_path(ctx->rd, name);
-    if (*path == NULL) {
-        CVM_FAIL(err, CVM_ENOMEM, "out of memory");
-        return NULL;
-    }
-    FILE *f = fopen(*path, "wb");
-    if (f == NULL) {
-        CVM_FAIL(err, CVM_EIO, "%s: cannot create", *path);
-        cvm_free(*path);
-        *path = NULL;
-        return NULL;
-    }
-    setvbuf(f, NULL, _IOFBF, 1 << 16);
-    return f;
-}
-
 static int mine_one(const rules_cfg *rc, const cvm_baskets *b, const uint32_t *subset, size_t n,
                     int threads, cvm_itemsets *s, cvm_rules *r, const char *src, const char *what,
                     cvm_err *err)
@@ -422,7 +404,7 @@ static int run(cvm_stage_ctx *ctx, cvm_err *err)
     json_object_set_new(tj, "recommendations", json_real(lap(&t)));
 
     /* Outputs. */
-    if (st == CVM_OK && (f = open_out(ctx, "rules.csv", &path, err)) == NULL)
+    if (st == CVM_OK && (f = cvm_rundir_create(ctx->rd, "rules.csv", &path, err)) == NULL)
         st = err->status;
     if (st == CVM_OK) {
         cvm_rules_csv_header(f);
@@ -435,7 +417,7 @@ static int run(cvm_stage_ctx *ctx, cvm_err *err)
         path = NULL;
     }
     if (st == CVM_OK && rc.write_itemsets) {
-        if ((f = open_out(ctx, "itemsets.csv", &path, err)) == NULL)
+        if ((f = cvm_rundir_create(ctx->rd, "itemsets.csv", &path, err)) == NULL)
             st = err->status;
         if (st == CVM_OK) {
             cvm_itemsets_csv_header(f);
@@ -465,7 +447,7 @@ static int run(cvm_stage_ctx *ctx, cvm_err *err)
         if (nr == NULL)
             st = err->status;
     }
-    if (st == CVM_OK && (f = open_out(ctx, "recommendations.csv", &path, err)) == NULL)
+    if (st == CVM_OK && (f = cvm_rundir_create(ctx->rd, "recommendations.csv", &path, err)) == NULL)
         st = err->status;
     if (st == CVM_OK) {
         fputs("customer_id,rank,product_id,product_name,score,confidence,lift,rule,segment\n", f);
