@@ -314,3 +314,19 @@ bool cvm_mle_fit(const cvm_mle *sub, const cvm_mle *full, const double *starts, 
     gsl_matrix_free(H);
     return ok;
 }
+
+const char *cvm_mle_opts_check(int max_iter, int n_starts, int max_starts, double grad_tol,
+                               size_t start_sample)
+{
+    if (max_iter < 10 || max_iter > 1000000)
+        return "max_iter must be within [10, 1000000]";
+    if (n_starts < 1 || n_starts > max_starts)
+        return max_starts == 8 ? "n_starts must be within [1, 8]"
+             : max_starts == 6 ? "n_starts must be within [1, 6]"
+                               : "n_starts must be at least 1 and at most the model's starting points";
+    if (!(grad_tol > 0 && grad_tol < 1))
+        return "grad_tol must be within (0, 1)";
+    if (start_sample != 0 && start_sample < 100)
+        return "start_sample must be 0 (all) or at least 100";
+    return NULL;
+}

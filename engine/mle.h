@@ -62,6 +62,12 @@ bool cvm_mle_newton(const cvm_mle *m, gsl_vector *x, const gsl_matrix *L, int ma
 bool cvm_mle_fit(const cvm_mle *sub, const cvm_mle *full, const double *starts, int n_starts,
                  int max_iter, double grad_tol, gsl_vector *best, double *fbest, int *iters,
                  bool *maxed);
+/** @brief Checks the options every cvm_mle_fit user has: max_iter within
+ *  [10, 1e6], n_starts within [1, max_starts] (the model's built-in
+ *  starting points), grad_tol within (0, 1), start_sample 0 (everyone) or at
+ *  least 100. NULL when fine, else a static message. */
+const char *cvm_mle_opts_check(int max_iter, int n_starts, int max_starts, double grad_tol,
+                               size_t start_sample);
 /** @brief Largest |component| of the objective's gradient in
  *  log-parameters, from g = d loglik / d theta at theta. */
 double cvm_mle_grad_norm(const cvm_mle *m, const double *theta, const double *g);

@@ -38,15 +38,7 @@ void cvm_bgnbd_opts_default(cvm_bgnbd_opts *o)
 
 const char *cvm_bgnbd_opts_check(const cvm_bgnbd_opts *o)
 {
-    if (o->max_iter < 10 || o->max_iter > 1000000)
-        return "max_iter must be within [10, 1000000]";
-    if (o->n_starts < 1 || o->n_starts > 8)
-        return "n_starts must be within [1, 8]";
-    if (!(o->grad_tol > 0 && o->grad_tol < 1))
-        return "grad_tol must be within (0, 1)";
-    if (o->start_sample != 0 && o->start_sample < 100)
-        return "start_sample must be 0 (all) or at least 100";
-    return NULL;
+    return cvm_mle_opts_check(o->max_iter, o->n_starts, 8, o->grad_tol, o->start_sample);
 }
 
 const char *cvm_bgnbd_params_check(const cvm_bgnbd_params *p)

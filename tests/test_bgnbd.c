@@ -636,6 +636,36 @@ static double jget(json_t *root, const char *a, const char *b, const char *c)
     return json_number_value(v);
 }
 
+/* The optimiser options of both models: defaults pass, each bound fails
+ * with its message (n_starts up to each model's own starting points). */
+static void test_opts_checked(void **state)
+{
+    (void)state;
+    cvm_bgnbd_opts b;
+    cvm_gammagamma_opts g;
+    cvm_bgnbd_opts_default(&b);
+    cvm_gammagamma_opts_default(&g);
+    assert_null(cvm_bgnbd_opts_check(&b));
+    assert_null(cvm_gammagamma_opts_check(&g));
+    b.n_starts = 8;
+    assert_null(cvm_bgnbd_opts_check(&b));
+    b.n_starts = 9;
+    assert_string_equal(cvm_bgnbd_opts_check(&b), "n_starts must be within [1, 8]");
+    g.n_starts = 7;
+    assert_string_equal(cvm_gammagamma_opts_check(&g), "n_starts must be within [1, 6]");
+    cvm_gammagamma_opts_default(&g);
+    g.max_iter = 9;
+    assert_non_null(strstr(cvm_gammagamma_opts_check(&g), "max_iter"));
+    cvm_bgnbd_opts_default(&b);
+    b.grad_tol = 0;
+    assert_non_null(strstr(cvm_bgnbd_opts_check(&b), "grad_tol"));
+    cvm_bgnbd_opts_default(&b);
+    b.start_sample = 50;
+    assert_non_null(strstr(cvm_bgnbd_opts_check(&b), "start_sample"));
+    b.start_sample = 0;
+    assert_null(cvm_bgnbd_opts_check(&b));
+}
+
 static void test_cdnow_published(void **state)
 {
     (void)state;
@@ -753,6 +783,7 @@ int main(void)
         cmocka_unit_test(test_recovery),
         cmocka_unit_test(test_threads_identical),
         cmocka_unit_test(test_degenerate_and_invalid),
+        cmocka_unit_test(test_opts_checked),
         cmocka_unit_test(test_cdnow_published),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
