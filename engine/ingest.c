@@ -259,7 +259,8 @@ static int chunk_end(void *ctx, cvm_err *err)
     return CVM_OK;
 }
 
-static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len, uint64_t h);
+static int32_t intern_text_slow(chunk *c, cvm_dict *d, bool list, const char *s, size_t len,
+                                uint64_t h);
 
 /* Interning a text field in two steps. The lines of an order are
  * contiguous in real exports, so the previous row's id is checked first:
@@ -303,20 +304,20 @@ static inline void remember(last_key *last, const pending *p, int32_t id)
 }
 
 /* Interns a text field, re-encoding invalid UTF-8 so outputs stay valid. */
-static int32_t intern_finish(chunk *c, cvm_dict *d, last_key *last, const pending *p)
+static int32_t intern_finish(chunk *c, cvm_dict *d, bool list, last_key *last, const pending *p)
 {
     if (p->hit)
         return last->id;
-    int32_t id = intern_text_slow(c, d, p->s, p->len, p->h);
+    int32_t id = intern_text_slow(c, d, list, p->s, p->len, p->h);
     remember(last, p, id);
     return id;
 }
 
-/* Adds s to d (a list: appended; otherwise interned), re-encoding invalid
- * UTF-8 so outputs stay valid. */
-static int32_t intern_text_slow(chunk *c, cvm_dict *d, const char *s, size_t len, uint64_t h)
+/* Adds s to d (list: appended, cvm_dict_new_list; otherwise interned),
+ * re-encoding invalid UTF-8 so outputs stay valid. */
+static int32_t intern_text_slow(chunk *c, cvm_dict *d, bool list, const char *s, size_t len,
+                                uint64_t h)
 {
-    bool list = c->dorder == d;
     /* ASCII ids (the usual case) are recognised 8 bytes at a time. */
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
@@ -384,7 +385,7 @@ static int32_t chunk_customer(chunk *c, const pending *p)
 {
     thread_cust *tc = c->tcust;
     last_key none = {.id = -1};
-    int32_t tid = intern_finish(c, tc->d, &none, p);
+    int32_t tid = intern_finish(c, tc->d, false, &none, p);
     if (tid < 0)
         return -1;
     if ((size_t)tid >= tc->cap) {
@@ -505,9 +506,9 @@ static int on_txn(void *ctx, const cvm_csv_record *rec, cvm_err *err)
     int32_t cid = pc.hit ? c->last[0].id : chunk_customer(c, &pc);
     int32_t oid = -1;
     if (col[R_ORDER] >= 0)
-        oid = intern_finish(c, c->dorder, &c->last[1], &po);
+        oid = intern_finish(c, c->dorder, true, &c->last[1], &po);
     if (col[R_PRODUCT] >= 0 && pid < 0) {
-        pid = intern_finish(c, c->dprod, &c->last[2], &pp);
+        pid = intern_finish(c, c->dprod, false, &c->last[2], &pp);
         if (pe)
             pe->id = pid;
     }

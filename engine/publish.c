@@ -296,12 +296,19 @@ size_t cvm_rundir_retain(const char *out_dir, const char *job_name, size_t keep)
     return removed;
 }
 
-void cvm_csv_put(FILE *f, const char *s, size_t len)
+/* Whether a CSV field needs quotes: a delimiter, quote or line break in it,
+ * or blanks at its ends (which readers like libcsv would trim). */
+static bool needs_quotes(const char *s, size_t len)
 {
     bool quote = len > 0 && (s[0] == ' ' || s[len - 1] == ' ' || s[0] == '\t');
     for (size_t i = 0; i < len && !quote; i++)
         quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
-    if (quote)
+    return quote;
+}
+
+void cvm_csv_put(FILE *f, const char *s, size_t len)
+{
+    if (needs_quotes(s, len))
         csv_fwrite(f, s, len);
     else
         fwrite(s, 1, len, f);
@@ -422,9 +429,7 @@ static bool rb_room(rowbuf *b, size_t need)
 
 static void rb_str(rowbuf *b, const char *s, size_t len)
 {
-    bool quote = len > 0 && (s[0] == ' ' || s[len - 1] == ' ' || s[0] == '\t');
-    for (size_t i = 0; i < len && !quote; i++)
-        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    bool quote = needs_quotes(s, len);
     /* Quoted: libcsv's writer (every quote doubled: at most 2 len + 2). */
     if (!rb_room(b, quote ? 2 * len + 2 : len))
         return;
